@@ -1,0 +1,250 @@
+"""One typed settings tree, built once at start-up (in ``app.cli``) and passed down.
+
+Every value comes from the environment with the prefix ``HOOKSTREAM_``; nested groups use
+``__`` (``HOOKSTREAM_KAFKA__BOOTSTRAP_SERVERS``). Three settings named by the public docs stay
+at the top level: ``HOOKSTREAM_RETRY_SCHEDULE``, ``HOOKSTREAM_ALLOWED_NETWORKS`` and
+``HOOKSTREAM_API_KEYS``. Nothing here opens a connection; there is no module-level instance.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SEED_EVENT_TYPES = (
+    "user.created",
+    "user.updated",
+    "user.deleted",
+    "project.created",
+    "project.updated",
+    "project.deleted",
+    "file.uploaded",
+    "payment.succeeded",
+    "payment.failed",
+)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"30s"``, ``"5m"``, ``"2h"``, ``"250ms"`` or a bare number of seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration such as 0, 30s, 5m or 2h")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def format_duration(delay: timedelta) -> str:
+    """The shortest exact spelling, used in retry topic names: 30s, 5m, 2h, 1500ms."""
+    ms = round(delay.total_seconds() * 1000)
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Group):
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    topic_prefix: str = Field(
+        "hookstream", description="Prefix of Hookstream's own topics (`<prefix>.deliveries`)."
+    )
+    events_topic: str = Field("events", description="The topic producers write events to.")
+    partitions: int = Field(
+        6, ge=1, description="Partitions of the events, deliveries, redeliver and retry topics."
+    )
+    replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
+    consumer_group: str = Field("hookstream-worker", description="The workers' consumer group.")
+    scheduler_group: str = Field(
+        "hookstream-scheduler", description="The scheduler's consumer group."
+    )
+
+
+class CassandraSettings(_Group):
+    hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1"], description="Contact points, comma-separated."
+    )
+    port: int = Field(9042, ge=1, le=65535, description="CQL native transport port.")
+    keyspace: str = Field("hookstream", pattern=r"^[a-z][a-z0-9_]{0,47}$", description="Keyspace.")
+    local_dc: str = Field("datacenter1", description="Local data centre for load balancing.")
+    replication_factor: int = Field(1, ge=1, description="Keyspace replication factor.")
+    retention: timedelta = Field(
+        timedelta(days=30), description="TTL of every delivery, attempt and event row."
+    )
+
+    _split_hosts = field_validator("hosts", mode="before")(_split_csv)
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
+
+class DeliverySettings(_Group):
+    concurrency: int = Field(256, ge=1, description="Attempts in flight per worker process.")
+    per_webhook_concurrency: int = Field(
+        16, ge=1, description="Attempts in flight per webhook, so one slow receiver can't starve."
+    )
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds to open a connection.")
+    attempt_timeout: float = Field(15.0, gt=0, description="Overall deadline of one attempt (s).")
+    response_max_bytes: int = Field(
+        65536, ge=0, description="Response body bytes read at most, then the connection closes."
+    )
+    response_excerpt_bytes: int = Field(
+        1024, ge=0, description="Response body bytes kept in the attempt log."
+    )
+    max_retry_after: timedelta = Field(
+        timedelta(hours=6), description="Upper clamp for a receiver's Retry-After."
+    )
+    event_max_bytes: int = Field(262144, ge=1024, description="Largest accepted event (bytes).")
+
+
+class ApiSettings(_Group):
+    host: str = Field("127.0.0.1", description="Address the API listens on.")
+    port: int = Field(8080, ge=1, le=65535, description="Port the API listens on.")
+    allow_http: bool = Field(
+        False, description="Accept plain http:// webhook URLs (local development only)."
+    )
+    page_limit: int = Field(100, ge=1, le=1000, description="Largest page a list returns.")
+
+
+class WorkerSettings(_Group):
+    metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus port (0: off).")
+    webhook_reload_interval: timedelta = Field(
+        timedelta(seconds=30), description="How often workers reload all webhooks from Cassandra."
+    )
+    web_port: int = Field(6066, ge=1, le=65535, description="Faust's own web port (health).")
+
+    @field_validator("webhook_reload_interval", mode="before")
+    @classmethod
+    def _interval(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
+
+class SchedulerSettings(_Group):
+    metrics_port: int = Field(9465, ge=0, le=65535, description="Prometheus port (0: off).")
+
+
+class StackSettings(_Group):
+    """The local stack of real servers (``hookstream stack up``): ports and where files live."""
+
+    home: Path = Field(
+        Path.home() / ".cache" / "hookstream",
+        description="Jar cache and run directories of the local stack.",
+    )
+    java: str = Field(
+        "/usr/lib/jvm/java-17-openjdk-amd64/bin/java", description="The Java 17 binary."
+    )
+    kafka_version: str = Field("4.1.1", description="Apache Kafka release from Maven Central.")
+    cassandra_version: str = Field("5.0.8", description="Apache Cassandra release.")
+    kafka_controller_port: int = Field(9093, ge=1, le=65535, description="KRaft controller port.")
+    cassandra_storage_port: int = Field(7000, ge=1, le=65535, description="Cassandra gossip port.")
+    cassandra_heap: str = Field("1g", description="Cassandra -Xmx.")
+    kafka_heap: str = Field("512m", description="Kafka -Xmx.")
+
+
+class LogSettings(_Group):
+    format: Literal["auto", "json", "text"] = Field(
+        "auto", description="json in containers, text on a terminal (auto decides by tty)."
+    )
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HOOKSTREAM_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="ignore",
+    )
+
+    retry_schedule: Annotated[tuple[timedelta, ...], NoDecode] = Field(
+        default=tuple(parse_duration(d) for d in ("0", "30s", "5m", "30m", "2h")),
+        description="Delay before each attempt; its length is the number of attempts.",
+    )
+    allowed_networks: Annotated[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode] = (
+        Field(
+            default=(),
+            description="Networks deliveries may reach although the SSRF guard refuses them "
+            "(e.g. 127.0.0.0/8 for local development).",
+        )
+    )
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(), description="API keys accepted besides those created with `apikey create`."
+    )
+    event_types: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=SEED_EVENT_TYPES, description="The event type catalogue (webhook.test is added)."
+    )
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)  # type: ignore[arg-type]
+    cassandra: CassandraSettings = Field(default_factory=CassandraSettings)  # type: ignore[arg-type]
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)  # type: ignore[arg-type]
+    api: ApiSettings = Field(default_factory=ApiSettings)  # type: ignore[arg-type]
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)  # type: ignore[arg-type]
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)  # type: ignore[arg-type]
+    stack: StackSettings = Field(default_factory=StackSettings)  # type: ignore[arg-type]
+    log: LogSettings = Field(default_factory=LogSettings)  # type: ignore[arg-type]
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [parse_duration(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _schedule_shape(cls, value: tuple[timedelta, ...]) -> tuple[timedelta, ...]:
+        if not value:
+            raise ValueError("needs at least one attempt, e.g. 0,30s,5m,30m,2h")
+        if value[0] != timedelta(0):
+            raise ValueError("the first attempt is immediate: the schedule starts with 0")
+        if any(later <= timedelta(0) for later in value[1:]):
+            raise ValueError("every retry delay after the first attempt must be positive")
+        return value
+
+    _split_keys = field_validator("api_keys", mode="before")(_split_csv)
+    _split_types = field_validator("event_types", mode="before")(_split_csv)
+
+    @field_validator("allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        value = _split_csv(value)
+        if isinstance(value, list | tuple):
+            return tuple(ipaddress.ip_network(str(v), strict=False) for v in value)
+        return value
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_schedule)
+
+
+def load_settings() -> Settings:
+    """Build the settings once; an invalid value raises ``SettingsError`` naming the variable."""
+    from pydantic import ValidationError
+
+    from app.errors import SettingsError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            path = "__".join(str(p) for p in error["loc"]).upper()
+            problems.append(f"HOOKSTREAM_{path}: {error['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
