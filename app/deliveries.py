@@ -126,7 +126,9 @@ def dead_letter_headers(
     ]
 
 
-def _header_dict(headers: Headers | dict[str, bytes] | Iterable[tuple[str, bytes | None]] | None) -> dict[str, bytes]:
+def _header_dict(
+    headers: Headers | dict[str, bytes] | Iterable[tuple[str, bytes | None]] | None,
+) -> dict[str, bytes]:
     if headers is None:
         return {}
     items = headers.items() if isinstance(headers, dict) else headers

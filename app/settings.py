@@ -178,12 +178,12 @@ class Settings(BaseSettings):
         default=tuple(parse_duration(d) for d in ("0", "30s", "5m", "30m", "2h")),
         description="Delay before each attempt; its length is the number of attempts.",
     )
-    allowed_networks: Annotated[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode] = (
-        Field(
-            default=(),
-            description="Networks deliveries may reach although the SSRF guard refuses them "
-            "(e.g. 127.0.0.0/8 for local development).",
-        )
+    allowed_networks: Annotated[
+        tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode
+    ] = Field(
+        default=(),
+        description="Networks deliveries may reach although the SSRF guard refuses them "
+        "(e.g. 127.0.0.0/8 for local development).",
     )
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
         default=(), description="API keys accepted besides those created with `apikey create`."

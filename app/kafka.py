@@ -1,0 +1,122 @@
+"""Kafka plumbing shared by the API, the CLI and ``migrate``: topic creation and an asyncio
+producer over confluent-kafka whose ``send`` returns only once Kafka acknowledged the message.
+
+(The worker's agents produce through Faust; the scheduler has its own confluent-kafka loop.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from app.errors import HandOffError
+from app.settings import Settings
+from app.topics import Topics
+
+log = logging.getLogger(__name__)
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    """Every topic with explicit partitions and configs (never broker auto-creation)."""
+    topics = Topics.from_settings(settings)
+    n, rf = settings.kafka.partitions, settings.kafka.replication_factor
+    retention_ms = str(int(settings.cassandra.retention.total_seconds() * 1000))
+    specs = [
+        NewTopic(topics.events, n, rf),
+        # Compacted: the latest state of every webhook, tombstones on delete.
+        NewTopic(topics.webhooks, 1, rf, config={"cleanup.policy": "compact"}),
+        NewTopic(topics.deliveries, n, rf),
+        NewTopic(topics.redeliver, n, rf),
+        NewTopic(topics.dead, n, rf, config={"retention.ms": retention_ms}),
+    ]
+    for delay, name in topics.retries.items():
+        # A retry message must outlive its delay by a wide margin.
+        keep_ms = max(int(delay.total_seconds() * 1000) * 4, 7 * 24 * 3600 * 1000)
+        specs.append(NewTopic(name, n, rf, config={"retention.ms": str(keep_ms)}))
+    return specs
+
+
+def create_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """Create the missing topics; idempotent. Returns the names it created."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [spec for spec in topic_specs(settings) if spec.topic not in existing]
+    if not wanted:
+        return []
+    created = []
+    for name, future in admin.create_topics(wanted, operation_timeout=timeout).items():
+        try:
+            future.result(timeout)
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    return created
+
+
+class AsyncProducer:
+    """confluent-kafka Producer (idempotent, acks=all) with awaitable acknowledgements."""
+
+    def __init__(self, settings: Settings, **config: Any) -> None:
+        self._producer = Producer(
+            {
+                "bootstrap.servers": settings.kafka.bootstrap_servers,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 2,
+                "message.timeout.ms": 30000,
+                **config,
+            }
+        )
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="kafka-producer", daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.1)
+
+    async def send(
+        self, topic: str, value: bytes | None, key: bytes | None = None, headers: Headers = ()
+    ) -> None:
+        """Produce and wait for Kafka's acknowledgement; raises HandOffError if refused."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def report(err: KafkaError | None, _msg: object) -> None:
+            if err is None:
+                loop.call_soon_threadsafe(_settle, done, None)
+            else:
+                loop.call_soon_threadsafe(_settle, done, HandOffError(f"kafka: {err.str()}"))
+
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value=value, key=key, headers=list(headers), on_delivery=report
+                )
+                break
+            except BufferError:
+                await asyncio.sleep(0.01)  # local queue full: back off until it drains
+        await done
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._producer.flush(timeout)
+        self._stop.set()
+        self._poller.join(timeout)
+
+
+def _settle(future: asyncio.Future[None], error: Exception | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)

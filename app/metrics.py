@@ -1,0 +1,47 @@
+"""Prometheus metrics, named in the one vocabulary (event, webhook, delivery, attempt).
+
+The worker and scheduler serve them on their metrics port; the API on ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+EVENTS = Counter("hookstream_events_total", "Events read from the events topic.", ["result"])
+DELIVERIES = Counter(
+    "hookstream_deliveries_total", "Deliveries that reached a final status.", ["status"]
+)
+ATTEMPTS = Counter("hookstream_attempts_total", "HTTP attempts by outcome.", ["outcome"])
+ATTEMPT_SECONDS = Histogram(
+    "hookstream_attempt_duration_seconds", "Duration of one HTTP attempt.", buckets=LATENCY_BUCKETS
+)
+EVENT_TO_ATTEMPT = Histogram(
+    "hookstream_event_to_first_attempt_seconds",
+    "From the event's match to its first attempt's response.",
+    buckets=LATENCY_BUCKETS,
+)
+IN_FLIGHT = Gauge("hookstream_in_flight", "Messages admitted and not yet acknowledged.", ["agent"])
+DEAD_LETTERS = Counter(
+    "hookstream_dead_letters_total", "Messages sent to the dead topic.", ["reason"]
+)
+WEBHOOKS_KNOWN = Gauge("hookstream_webhooks_known", "Webhooks in this worker's index.")
+RETRIES_HELD = Gauge(
+    "hookstream_retries_held", "Retry messages the scheduler holds until due.", ["topic"]
+)
+RETRIES_FORWARDED = Counter(
+    "hookstream_retries_forwarded_total", "Retry messages forwarded to redeliver.", ["topic"]
+)
+RETRY_LATENESS = Histogram(
+    "hookstream_retry_lateness_seconds",
+    "Forward time minus due time of each retry.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+)
+
+
+def serve(port: int) -> None:
+    """Expose the default registry on ``port`` (0 disables it)."""
+    if port:
+        # All interfaces: Prometheus scrapes pods from inside the cluster.
+        start_http_server(port, addr="0.0.0.0")

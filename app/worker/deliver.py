@@ -1,0 +1,202 @@
+"""④ The deliver step: one attempt message in → one HTTP attempt → recorded → next step.
+
+The outcome of the attempt decides, through the pure ``app.retries.next_step``:
+success → recorded; failure with attempts left → a message on the retry topic of the next
+delay; failure on the last attempt (or a refused destination) → ``failed`` and a copy on the
+dead topic. The hand-off (Cassandra record and any Kafka produce) completes before this
+returns; if it cannot, ``HandOffError`` propagates and the worker stops without acking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from app import metrics
+from app.deliveries import AttemptMessage, DeliveryStatus, dead_letter_headers
+from app.delivery import AttemptRequest, AttemptResult, Delivered, Failed, FailureKind, Refused
+from app.retries import Done, GiveUp, RetryAt, next_step
+from app.signing import attempt_headers, loggable_headers
+from app.store.records import AttemptRecord, DeliveryRecord
+from app.webhooks import Webhook
+from app.worker.context import Received, WorkerContext
+from app.worker.match import dead_letter
+
+log = logging.getLogger(__name__)
+
+# Outcomes after which retrying is pointless: never sent, or the receiver said it is gone.
+_FINAL_FAILURES = frozenset({FailureKind.GONE})
+
+
+async def deliver_attempt(ctx: WorkerContext, where: Received) -> None:
+    try:
+        message = AttemptMessage.from_kafka(where.value or b"", where.headers)
+    except ValueError as bad:
+        await dead_letter(ctx, where.value, "bad_attempt_message", str(bad), where)
+        return
+    await deliver(ctx, message)
+
+
+async def deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
+    context = {
+        "event_id": message.event_id,
+        "webhook_id": message.webhook_id,
+        "delivery_id": message.delivery_id,
+        "attempt": message.attempt,
+    }
+    webhook = await _find_webhook(ctx, message.webhook_id)
+    created_at = datetime.fromtimestamp(message.enqueued_at_ms / 1000, UTC)
+    if webhook is None or not webhook.active:
+        why = "webhook deleted" if webhook is None else "webhook paused"
+        log.info("delivery cancelled: %s", why, extra=context)
+        await ctx.store.deliveries.record(
+            _record(message, created_at, DeliveryStatus.CANCELLED, error=why), None
+        )
+        metrics.DELIVERIES.labels("cancelled").inc()
+        return
+
+    started = datetime.now(UTC)
+    headers = attempt_headers(
+        secret=webhook.secret,
+        body=message.body,
+        event_id=message.event_id,
+        event_type=message.event_type,
+        delivery_id=message.delivery_id,
+        attempt=message.attempt,
+        timestamp=int(started.timestamp()),
+    )
+    result = await ctx.sender.send(
+        AttemptRequest(url=webhook.url, body=message.body, headers=headers, webhook_id=webhook.id)
+    )
+    finished = datetime.now(UTC)
+    attempt = _attempt_record(message, started, result, loggable_headers(headers))
+    _observe(message, result, attempt)
+
+    succeeded = isinstance(result, Delivered)
+    final_failure = isinstance(result, Refused) or (
+        isinstance(result, Failed) and result.kind in _FINAL_FAILURES
+    )
+    step = next_step(
+        attempt=len(ctx.settings.retry_schedule) if final_failure else message.attempt,
+        succeeded=succeeded,
+        schedule=ctx.settings.retry_schedule,
+        now=finished,
+        retry_after=_retry_after(result, ctx.settings.delivery.max_retry_after),
+    )
+    status_code = attempt.status_code
+    hand_off: list[Any] = []
+    match step:
+        case Done():
+            state = _record(
+                message, created_at, DeliveryStatus.SUCCESS, status_code, delivered_at=finished
+            )
+            log.info("delivered", extra={**context, "status_code": status_code})
+        case RetryAt(delay=delay, due_at=due_at):
+            state = _record(
+                message, created_at, DeliveryStatus.PENDING, status_code, attempt.error, due_at
+            )
+            retry = message.next_attempt(int(due_at.timestamp() * 1000))
+            hand_off.append(
+                ctx.producer.send(
+                    ctx.topics.retry_topic(delay),
+                    retry.body,
+                    key=retry.key(),
+                    headers=retry.headers(),
+                )
+            )
+            log.info("attempt failed; retry due %s", due_at.isoformat(), extra=context)
+        case GiveUp():
+            state = _record(message, created_at, DeliveryStatus.FAILED, status_code, attempt.error)
+            reason = "refused" if isinstance(result, Refused) else "exhausted"
+            hand_off.append(
+                ctx.producer.send(
+                    ctx.topics.dead,
+                    message.body,
+                    key=message.key(),
+                    headers=[
+                        *message.headers(),
+                        *dead_letter_headers(
+                            reason, attempt.error or "", ctx.topics.deliveries, -1, -1
+                        ),
+                    ],
+                )
+            )
+            metrics.DEAD_LETTERS.labels(reason).inc()
+            log.warning("delivery failed: %s", attempt.error, extra=context)
+    hand_off.append(ctx.store.deliveries.record(state, attempt))
+    await asyncio.gather(*hand_off)
+    if not isinstance(step, RetryAt):
+        metrics.DELIVERIES.labels(state.status.value).inc()
+
+
+async def _find_webhook(ctx: WorkerContext, webhook_id: str) -> Webhook | None:
+    webhook = ctx.index.get(webhook_id)
+    if webhook is None:
+        # Not in the index yet (just created) or gone: Cassandra is the source of truth.
+        webhook = await ctx.store.webhooks.get(webhook_id)
+        if webhook is not None:
+            ctx.index.put(webhook)
+    return webhook
+
+
+def _record(
+    message: AttemptMessage,
+    created_at: datetime,
+    status: DeliveryStatus,
+    status_code: int | None = None,
+    error: str | None = None,
+    next_attempt_at: datetime | None = None,
+    delivered_at: datetime | None = None,
+) -> DeliveryRecord:
+    return DeliveryRecord(
+        id=message.delivery_id,
+        webhook_id=message.webhook_id,
+        event_id=message.event_id,
+        event_type=message.event_type,
+        status=status,
+        attempts=message.attempt if status is not DeliveryStatus.CANCELLED else message.attempt - 1,
+        created_at=created_at,
+        updated_at=datetime.now(UTC),
+        status_code=status_code,
+        error=error,
+        delivered_at=delivered_at,
+        next_attempt_at=next_attempt_at,
+    )
+
+
+def _attempt_record(
+    message: AttemptMessage, started: datetime, result: AttemptResult, headers: dict[str, str]
+) -> AttemptRecord:
+    match result:
+        case Delivered(status=status, duration_ms=ms, excerpt=excerpt):
+            return AttemptRecord(
+                message.delivery_id, message.attempt, started, ms, "success", status, None,
+                excerpt, headers,
+            )  # fmt: skip
+        case Failed(status=status, duration_ms=ms, excerpt=excerpt, error=error):
+            return AttemptRecord(
+                message.delivery_id, message.attempt, started, ms, "failed", status, error,
+                excerpt, headers,
+            )  # fmt: skip
+        case Refused(reason=reason):
+            return AttemptRecord(
+                message.delivery_id, message.attempt, started, 0, "refused", None,
+                f"refused: {reason}", None, headers,
+            )  # fmt: skip
+    raise AssertionError(result)
+
+
+def _retry_after(result: AttemptResult, cap: timedelta) -> timedelta | None:
+    if isinstance(result, Failed) and result.retry_after is not None:
+        return min(result.retry_after, cap)
+    return None
+
+
+def _observe(message: AttemptMessage, result: AttemptResult, attempt: AttemptRecord) -> None:
+    metrics.ATTEMPTS.labels(attempt.outcome).inc()
+    metrics.ATTEMPT_SECONDS.observe(attempt.duration_ms / 1000)
+    if message.attempt == 1 and not isinstance(result, Refused):
+        metrics.EVENT_TO_ATTEMPT.observe(max(0.0, time.time() - message.enqueued_at_ms / 1000))

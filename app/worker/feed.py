@@ -1,0 +1,127 @@
+"""Every worker's view of the webhooks: an in-memory index fed two ways.
+
+1. A group-less reader of the compacted webhooks topic applies each change within
+   milliseconds (tombstone = deleted). Group-less, so every worker sees every change.
+2. A periodic reload from Cassandra (the source of truth) heals any change notice that was
+   lost, for example when the API could not publish.
+
+``ready`` is set once both the topic has been read to its end and Cassandra loaded once: the
+agents wait for it, so no event is matched against a half-built index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from app import metrics
+from app.matching import WebhookIndex
+from app.settings import Settings
+from app.store import Store
+from app.topics import Topics
+from app.webhooks import webhook_from_json
+
+log = logging.getLogger(__name__)
+
+
+class WebhookFeed:
+    def __init__(self, settings: Settings, topics: Topics, index: WebhookIndex, store: Store):
+        self._settings = settings
+        self._topic = topics.webhooks
+        self._index = index
+        self._store = store
+        self._deleted: dict[str, float] = {}  # id -> monotonic time of its tombstone
+        self._tasks: list[asyncio.Task[None]] = []
+        self._consumer: AIOKafkaConsumer | None = None
+        self.ready = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.reload()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        self._consumer = consumer
+        partitions = consumer.partitions_for_topic(self._topic) or set()
+        tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps) if tps else {}
+        self._tasks.append(asyncio.create_task(self._follow(consumer, ends)))
+        self._tasks.append(asyncio.create_task(self._reload_forever()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def reload(self) -> None:
+        webhooks = await self._store.webhooks.all()
+        horizon = (
+            time.monotonic() - 2 * self._settings.worker.webhook_reload_interval.total_seconds()
+        )
+        self._deleted = {k: t for k, t in self._deleted.items() if t > horizon}
+        fresh = []
+        for webhook in webhooks:
+            if webhook.id in self._deleted:
+                continue  # deleted after this reload's read may have started
+            known = self._index.get(webhook.id)
+            fresh.append(known if known and known.updated_at > webhook.updated_at else webhook)
+        self._index.replace_all(fresh)
+        metrics.WEBHOOKS_KNOWN.set(len(self._index))
+
+    async def _reload_forever(self) -> None:
+        interval = self._settings.worker.webhook_reload_interval.total_seconds()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reload()
+            except Exception:
+                log.exception("webhook reload from Cassandra failed; keeping the current index")
+
+    async def _follow(self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> None:
+        pending = {tp for tp, end in ends.items() if end > 0}
+        if not pending:
+            self.ready.set()
+        while True:
+            batches = await consumer.getmany(timeout_ms=200)
+            for tp, records in batches.items():
+                for record in records:
+                    self._apply(record.key, record.value)
+                if tp in pending and records and records[-1].offset + 1 >= ends[tp]:
+                    pending.discard(tp)
+            if pending:
+                for tp in list(pending):
+                    if await consumer.position(tp) >= ends[tp]:
+                        pending.discard(tp)
+            if not pending and not self.ready.is_set():
+                log.info("webhook index ready: %d webhooks", len(self._index))
+                self.ready.set()
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        webhook_id = key.decode()
+        if value is None:
+            self._index.remove(webhook_id)
+            self._deleted[webhook_id] = time.monotonic()
+        else:
+            try:
+                webhook = webhook_from_json(value)
+            except (ValueError, KeyError, TypeError):
+                log.warning("unreadable webhook change for %s ignored", webhook_id)
+                return
+            self._deleted.pop(webhook_id, None)
+            self._index.put(webhook)
+        metrics.WEBHOOKS_KNOWN.set(len(self._index))

@@ -1,0 +1,97 @@
+"""② The match step: one event in, one attempt message per matching active webhook out.
+
+Invalid events go to the dead topic with the reason and their source position; the partition
+moves on. A duplicate event id (already matched) is skipped: one delivery chain per
+(event, webhook). The event is saved *after* its deliveries are acknowledged by Kafka, so a
+crash in between re-matches it (same delivery ids) instead of losing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+
+from app import metrics
+from app.deliveries import AttemptMessage, Origin, dead_letter_headers, delivery_id
+from app.errors import InvalidEvent
+from app.events import parse_event
+from app.store.records import EventRecord
+from app.worker.context import Received, WorkerContext
+
+log = logging.getLogger(__name__)
+
+
+async def match_event(ctx: WorkerContext, where: Received) -> int:
+    """Fan one event out; returns the number of deliveries produced. Raises HandOffError."""
+    try:
+        event = parse_event(
+            where.value,
+            max_bytes=ctx.settings.delivery.event_max_bytes,
+            kafka_timestamp_ms=where.timestamp_ms,
+        )
+    except InvalidEvent as invalid:
+        await dead_letter(ctx, where.value, invalid.reason, invalid.detail, where)
+        metrics.EVENTS.labels("invalid").inc()
+        return 0
+
+    webhooks = ctx.index.match(event.type)
+    if not webhooks:
+        metrics.EVENTS.labels("unmatched").inc()
+        return 0
+    if await ctx.store.deliveries.get_event(event.id) is not None:
+        log.info("event already matched; skipped", extra={"event_id": event.id})
+        metrics.EVENTS.labels("duplicate").inc()
+        return 0
+
+    now_ms = int(time.time() * 1000)
+    messages = [
+        AttemptMessage(
+            delivery_id=delivery_id(event.id, webhook.id),
+            webhook_id=webhook.id,
+            event_id=event.id,
+            event_type=event.type,
+            attempt=1,
+            body=event.body,
+            enqueued_at_ms=now_ms,
+            origin=Origin.MATCH,
+        )
+        for webhook in webhooks
+    ]
+    await asyncio.gather(
+        *(
+            ctx.producer.send(ctx.topics.deliveries, m.body, key=m.key(), headers=m.headers())
+            for m in messages
+        )
+    )
+    await ctx.store.deliveries.save_event(
+        EventRecord(
+            id=event.id,
+            type=event.type,
+            created_at=event.created_at,
+            body=event.body,
+            received_at=datetime.now(UTC),
+        )
+    )
+    metrics.EVENTS.labels("matched").inc()
+    return len(messages)
+
+
+async def dead_letter(
+    ctx: WorkerContext, value: bytes | None, reason: str, detail: str, where: Received
+) -> None:
+    log.warning(
+        "dead letter from %s[%d]@%d: %s: %s",
+        where.topic,
+        where.partition,
+        where.offset,
+        reason,
+        detail,
+    )
+    await ctx.producer.send(
+        ctx.topics.dead,
+        value,
+        headers=dead_letter_headers(reason, detail, where.topic, where.partition, where.offset),
+    )
+    metrics.DEAD_LETTERS.labels(reason).inc()

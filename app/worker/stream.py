@@ -1,0 +1,82 @@
+"""The shape of both agents: admit each message under a bound, run it as a task, ack in order.
+
+- The stream is read without automatic acks (``noack``); each message becomes a task, and a
+  strong reference to every task is kept (the event loop holds only weak ones).
+- When a task ends, only the contiguous finished prefix of its partition is acked
+  (``OrderedAcks``), so the committed offset never passes unfinished work.
+- A task that fails its hand-off (or raises anything unexpected) is never acked: the worker
+  stops, and its restart re-reads from the committed offset. No exception acks silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from app import metrics
+from app.worker.acks import OrderedAcks
+from app.worker.context import Received, WorkerContext
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[WorkerContext, Received], Awaitable[Any]]
+Crash = Callable[[BaseException], None]
+
+
+async def consume(
+    stream: Any,
+    ctx: WorkerContext,
+    handler: Handler,
+    *,
+    limit: int,
+    name: str,
+    crash: Crash,
+) -> None:
+    """Run ``handler`` for every message of ``stream`` (a Faust stream), ``limit`` at a time."""
+    manual = stream.noack()
+    acks: OrderedAcks[Any] = OrderedAcks()
+    slots = asyncio.Semaphore(limit)
+    tasks: set[asyncio.Task[None]] = set()
+    gauge = metrics.IN_FLIGHT.labels(name)
+
+    async def run(event: Any, received: Received, ticket: object) -> None:
+        try:
+            await handler(ctx, received)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # never ack: stop the worker, re-read after restart
+            log.critical(
+                "%s: hand-off failed for %s[%d]@%d; stopping without ack",
+                name,
+                received.topic,
+                received.partition,
+                received.offset,
+                exc_info=exc,
+            )
+            crash(exc)
+            return
+        finally:
+            slots.release()
+        for done in acks.finish(event.message.tp, ticket):
+            await manual.ack(done)
+        gauge.set(acks.in_flight)
+
+    async for event in manual.events():
+        await slots.acquire()
+        message = event.message
+        timestamp = getattr(message, "timestamp", None)
+        received = Received(
+            value=event.value,
+            headers=dict(event.headers or {}),
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            timestamp_ms=int(timestamp * 1000) if timestamp else None,
+        )
+        ticket = acks.admit(message.tp, event)
+        gauge.set(acks.in_flight)
+        task = asyncio.create_task(run(event, received, ticket))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
