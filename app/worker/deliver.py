@@ -91,12 +91,21 @@ async def deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
     match step:
         case Done():
             state = _record(
-                message, created_at, DeliveryStatus.SUCCESS, status_code, delivered_at=finished
+                message,
+                created_at,
+                DeliveryStatus.SUCCESS,
+                status_code=status_code,
+                delivered_at=finished,
             )
             log.info("delivered", extra={**context, "status_code": status_code})
         case RetryAt(delay=delay, due_at=due_at):
             state = _record(
-                message, created_at, DeliveryStatus.PENDING, status_code, attempt.error, due_at
+                message,
+                created_at,
+                DeliveryStatus.PENDING,
+                status_code=status_code,
+                error=attempt.error,
+                next_attempt_at=due_at,
             )
             retry = message.next_attempt(int(due_at.timestamp() * 1000))
             hand_off.append(
@@ -109,7 +118,13 @@ async def deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
             )
             log.info("attempt failed; retry due %s", due_at.isoformat(), extra=context)
         case GiveUp():
-            state = _record(message, created_at, DeliveryStatus.FAILED, status_code, attempt.error)
+            state = _record(
+                message,
+                created_at,
+                DeliveryStatus.FAILED,
+                status_code=status_code,
+                error=attempt.error,
+            )
             reason = "refused" if isinstance(result, Refused) else "exhausted"
             hand_off.append(
                 ctx.producer.send(
@@ -146,6 +161,7 @@ def _record(
     message: AttemptMessage,
     created_at: datetime,
     status: DeliveryStatus,
+    *,
     status_code: int | None = None,
     error: str | None = None,
     next_attempt_at: datetime | None = None,
