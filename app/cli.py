@@ -1,0 +1,288 @@
+"""``hookstream``: the roles (api, worker, scheduler, migrate, up) and the tools around them.
+
+All wiring happens here: settings are built once per command and passed down. Exit codes:
+0 success, 1 a failed operation (message on stderr), 2 bad usage or settings.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.errors import HookstreamError, SettingsError
+from app.settings import Settings, load_settings
+
+cli = typer.Typer(
+    name="hookstream",
+    help="Kafka-native webhook delivery: roles to run it and tools to use it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+stack_cli = typer.Typer(help="The local stack of real Kafka and Cassandra.", no_args_is_help=True)
+webhooks_cli = typer.Typer(help="Manage webhooks through the API.", no_args_is_help=True)
+deliveries_cli = typer.Typer(help="Read delivery logs through the API.", no_args_is_help=True)
+apikey_cli = typer.Typer(help="API keys.", no_args_is_help=True)
+cli.add_typer(stack_cli, name="stack")
+cli.add_typer(webhooks_cli, name="webhooks")
+cli.add_typer(deliveries_cli, name="deliveries")
+cli.add_typer(apikey_cli, name="apikey")
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    from app import logs
+
+    logs.configure(settings.log)
+    return settings
+
+
+def _say(text: str) -> None:
+    typer.secho(f"• {text}", fg="cyan", err=True)
+
+
+# ── roles ────────────────────────────────────────────────────────────────────────────────
+
+
+@cli.command()
+def api() -> None:
+    """⑥ Serve the REST API (webhooks, delivery logs, test and redelivery)."""
+    import uvicorn
+
+    from app.api.main import build_app
+
+    settings = _settings()
+    uvicorn.run(
+        build_app(settings),
+        host=settings.api.host,
+        port=settings.api.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )
+
+
+@cli.command()
+def worker() -> None:
+    """②④ Match events to webhooks and deliver attempts (Faust agents)."""
+    from app.worker.main import main
+
+    main(_settings())
+
+
+@cli.command()
+def scheduler() -> None:
+    """③ Forward due retries from the retry topics to the redeliver topic."""
+    from app.scheduler import main
+
+    main(_settings())
+
+
+@cli.command()
+def migrate() -> None:
+    """Create the Cassandra keyspace and tables and the Kafka topics (idempotent)."""
+    settings = _settings()
+    _migrate(settings)
+
+
+def _migrate(settings: Settings) -> None:
+    from app.kafka import create_topics
+    from app.store.schema import migrate as migrate_schema
+
+    migrate_schema(settings)
+    _say(f"Cassandra keyspace {settings.cassandra.keyspace} is up to date")
+    created = create_topics(settings)
+    _say(f"Kafka topics: {len(created)} created, the rest already existed")
+
+
+@cli.command()
+def up(
+    receiver_port: Annotated[int, typer.Option(help="Port of the demo receiver.")] = 4000,
+    events: Annotated[bool, typer.Option(help="Publish the sample events.")] = True,
+) -> None:
+    """Everything locally: stack, API, worker, scheduler, a demo receiver, sample events.
+
+    Runs until Ctrl-C, which stops everything cleanly.
+    """
+    from app.local.up import run_up
+
+    run_up(_settings(), receiver_port=receiver_port, publish_samples=events)
+
+
+# ── the local stack ──────────────────────────────────────────────────────────────────────
+
+
+@stack_cli.command("up")
+def stack_up() -> None:
+    """Fetch the server jars (once) and start Kafka and Cassandra; wait until they answer."""
+    from app.localstack import LocalStack
+
+    LocalStack(_settings()).up(_say)
+
+
+@stack_cli.command("down")
+def stack_down(
+    wipe: Annotated[bool, typer.Option(help="Also delete the servers' data.")] = False,
+) -> None:
+    """Stop Kafka and Cassandra (SIGTERM, then SIGKILL after a grace period)."""
+    from app.localstack import LocalStack
+
+    LocalStack(_settings()).down(wipe=wipe, progress=_say)
+
+
+@stack_cli.command("status")
+def stack_status() -> None:
+    """Show whether each server runs and answers its protocol. Exit 1 if not ready."""
+    from app.localstack import LocalStack
+
+    status = LocalStack(_settings()).status()
+    typer.echo(str(status))
+    if not status.ready:
+        raise typer.Exit(EXIT_FAILED)
+
+
+# ── tools ────────────────────────────────────────────────────────────────────────────────
+
+
+@cli.command()
+def produce(
+    event_type: Annotated[str | None, typer.Option("--type", help="Event type.")] = None,
+    data: Annotated[str | None, typer.Option(help="The event's data as a JSON object.")] = None,
+    event_id: Annotated[str | None, typer.Option("--id", help="Event id (default: new).")] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="A JSON file with one event or a list; - for stdin.")
+    ] = None,
+) -> None:
+    """Validate events and produce them to the events topic (idempotent, acks=all)."""
+    from app.local.produce import events_from_options, produce_events
+
+    settings = _settings()
+    try:
+        batch = events_from_options(event_type, data, event_id, file)
+    except HookstreamError as exc:
+        typer.secho(f"invalid event: {exc}", fg="red", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    sent = produce_events(settings, batch, progress=_say)
+    typer.echo(f"produced {sent} event(s) to {settings.kafka.events_topic}")
+
+
+@cli.command()
+def listen(
+    secret: Annotated[str, typer.Option(help="The webhook's secret (whsec_…).")],
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 4000,
+    status: Annotated[int, typer.Option(help="Status to answer verified requests with.")] = 200,
+    path: Annotated[str, typer.Option(help="URL path to serve.")] = "/webhook",
+) -> None:
+    """A local receiver: verifies both signature schemes and prints each event."""
+    from app.local.listen import run_listener
+
+    run_listener(secret=secret, port=port, status=status, path=path)
+
+
+@webhooks_cli.command("create")
+def webhooks_create(
+    url: Annotated[str, typer.Argument(help="Where to POST events.")],
+    event: Annotated[list[str], typer.Option("--event", "-e", help="Event type or wildcard.")],
+    secret: Annotated[str | None, typer.Option(help="whsec_… (default: generated).")] = None,
+    api_url: Annotated[str, typer.Option(envvar="HOOKSTREAM_API_URL")] = "http://127.0.0.1:8080",
+    api_key: Annotated[str, typer.Option(envvar="HOOKSTREAM_API_KEY")] = "",
+) -> None:
+    """Create a webhook; prints it (with its secret) as JSON."""
+    from app.local.client import api_call
+
+    body: dict[str, object] = {"url": url, "events": event}
+    if secret:
+        body["secret"] = secret
+    api_call(api_url, api_key, "POST", "/v1/webhooks", body)
+
+
+@webhooks_cli.command("list")
+def webhooks_list(
+    api_url: Annotated[str, typer.Option(envvar="HOOKSTREAM_API_URL")] = "http://127.0.0.1:8080",
+    api_key: Annotated[str, typer.Option(envvar="HOOKSTREAM_API_KEY")] = "",
+) -> None:
+    """List webhooks as JSON."""
+    from app.local.client import api_call
+
+    api_call(api_url, api_key, "GET", "/v1/webhooks")
+
+
+@webhooks_cli.command("delete")
+def webhooks_delete(
+    webhook_id: Annotated[str, typer.Argument(help="hook_…")],
+    api_url: Annotated[str, typer.Option(envvar="HOOKSTREAM_API_URL")] = "http://127.0.0.1:8080",
+    api_key: Annotated[str, typer.Option(envvar="HOOKSTREAM_API_KEY")] = "",
+) -> None:
+    """Delete a webhook; its scheduled retries end as cancelled."""
+    from app.local.client import api_call
+
+    api_call(api_url, api_key, "DELETE", f"/v1/webhooks/{webhook_id}")
+
+
+@deliveries_cli.command("list")
+def deliveries_list(
+    webhook_id: Annotated[str, typer.Argument(help="hook_…")],
+    status: Annotated[str | None, typer.Option(help="pending, success or failed.")] = None,
+    api_url: Annotated[str, typer.Option(envvar="HOOKSTREAM_API_URL")] = "http://127.0.0.1:8080",
+    api_key: Annotated[str, typer.Option(envvar="HOOKSTREAM_API_KEY")] = "",
+) -> None:
+    """A webhook's delivery log, newest first, as JSON."""
+    from app.local.client import api_call
+
+    query = f"?status={status}" if status else ""
+    api_call(api_url, api_key, "GET", f"/v1/webhooks/{webhook_id}/deliveries{query}")
+
+
+@deliveries_cli.command("tail")
+def deliveries_tail(
+    webhook_id: Annotated[str, typer.Argument(help="hook_…")],
+    api_url: Annotated[str, typer.Option(envvar="HOOKSTREAM_API_URL")] = "http://127.0.0.1:8080",
+    api_key: Annotated[str, typer.Option(envvar="HOOKSTREAM_API_KEY")] = "",
+) -> None:
+    """Follow a webhook's delivery log live (Ctrl-C to stop)."""
+    from app.local.client import tail_deliveries
+
+    tail_deliveries(api_url, api_key, webhook_id)
+
+
+@apikey_cli.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "default",
+) -> None:
+    """Create an API key; it is printed once and only its hash is stored."""
+    import asyncio
+
+    from app.store import Store
+
+    settings = _settings()
+
+    async def create() -> str:
+        store = await Store.connect(settings)
+        try:
+            return await store.api_keys.create(name)
+        finally:
+            store.close()
+
+    typer.echo(asyncio.run(create()))
+
+
+def main() -> None:
+    try:
+        cli()
+    except HookstreamError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""``hookstream up``: the whole flow on this machine, visibly.
+
+Real Kafka and Cassandra (the local stack) → migrate → API, worker and scheduler as child
+processes → a demo receiver → a demo webhook → the public docs' sample events → their
+deliveries shown from the API's delivery log. Ctrl-C stops the children and the stack.
+
+The local run allows 127.0.0.0/8 through the SSRF guard and plain-http webhook URLs on
+purpose: the demo receiver listens on loopback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.errors import HookstreamError
+from app.events import build_event, format_timestamp
+from app.local.produce import produce_events
+from app.settings import SEED_EVENT_TYPES, Settings
+from app.webhooks import generate_secret
+
+ROLES = ("api", "worker", "scheduler")
+
+# The public docs' standard-format example, and one event of every other documented type.
+SAMPLE_DATA: dict[str, dict[str, Any]] = {
+    "user.created": {
+        "id": "user_123",
+        "name": "John Doe",
+        "email": "john@example.com",
+        "status": "active",
+    },
+    "user.updated": {"id": "user_123", "name": "John Doe", "status": "active"},
+    "user.deleted": {"id": "user_123"},
+    "project.created": {"id": "proj_1", "name": "Apollo"},
+    "project.updated": {"id": "proj_1", "name": "Apollo 2"},
+    "project.deleted": {"id": "proj_1"},
+    "file.uploaded": {"id": "file_1", "name": "report.pdf", "size": 48213},
+    "payment.succeeded": {"id": "pay_1", "amount": 4200, "currency": "usd"},
+    "payment.failed": {"id": "pay_2", "amount": 990, "currency": "usd", "reason": "declined"},
+}
+
+
+def _say(text: str) -> None:
+    print(f"• {text}", file=sys.stderr, flush=True)
+
+
+class Children:
+    """The child processes of ``up``; stopped with SIGTERM (then SIGKILL) in reverse order."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, args: list[str], env: dict[str, str], *, to_terminal: bool) -> None:
+        log = None if to_terminal else open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT if log else None,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def check(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise HookstreamError(
+                    f"{name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}"
+                    + _tail(self.log_dir / f"{name}.log")
+                )
+
+    def stop(self) -> None:
+        for name, proc in reversed(list(self.procs.items())):
+            if proc.poll() is None:
+                _say(f"stopping {name}")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+
+def run_up(settings: Settings, *, receiver_port: int, publish_samples: bool) -> None:
+    from app.cli import _migrate
+    from app.localstack import LocalStack
+
+    stack = LocalStack(settings)
+    log_dir = settings.stack.home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    children = Children(log_dir)
+    interrupted = False
+    try:
+        stack.up(_say)
+        _migrate(settings)
+        api_key = next(
+            (k.get_secret_value() for k in settings.api_keys), "dev_" + secrets.token_hex(12)
+        )
+        env = {
+            **os.environ,
+            "HOOKSTREAM_API_KEYS": ",".join(
+                [api_key, *(k.get_secret_value() for k in settings.api_keys)]
+            ),
+            "HOOKSTREAM_ALLOWED_NETWORKS": os.environ.get(
+                "HOOKSTREAM_ALLOWED_NETWORKS", "127.0.0.0/8"
+            ),
+            "HOOKSTREAM_API__ALLOW_HTTP": "true",
+            "HOOKSTREAM_LOG__FORMAT": "text",
+        }
+        secret = generate_secret()
+        for role in ROLES:
+            children.start(role, [role], env, to_terminal=False)
+            _say(f"started {role} (log: {log_dir / (role + '.log')})")
+        children.start(
+            "receiver",
+            ["listen", "--secret", secret, "--port", str(receiver_port)],
+            env,
+            to_terminal=True,
+        )
+        api_url = f"http://{settings.api.host}:{settings.api.port}"
+        client = httpx.Client(
+            base_url=api_url,
+            timeout=10,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {api_key}"},
+        )
+        _wait_api(client, children)
+        webhook = _create_demo_webhook(client, secret, receiver_port)
+        _say(f"demo webhook {webhook['id']} → {webhook['url']} (events: *)")
+        if publish_samples:
+            run = secrets.token_hex(4)
+            now = format_timestamp(datetime.now(UTC))
+            events = [
+                build_event(f"evt_{run}_{n}", t, now, SAMPLE_DATA[t])
+                for n, t in enumerate(SEED_EVENT_TYPES, 1)
+            ]
+            produce_events(settings, events)
+            _say(f"published {len(events)} sample events to {settings.kafka.events_topic}")
+            _show_deliveries(client, children, webhook["id"], len(events))
+        print(
+            f"\nHookstream is running. API: {api_url}  (Authorization: Bearer {api_key})\n"
+            f"Try: curl -X POST -H 'Authorization: Bearer {api_key}' "
+            f"{api_url}/v1/webhooks/{webhook['id']}/test\n"
+            "Logs: " + str(log_dir) + "   Press Ctrl-C to stop everything.",
+            flush=True,
+        )
+        while True:
+            children.check()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        interrupted = True
+        print(file=sys.stderr)
+        _say("Ctrl-C: stopping")
+    finally:
+        children.stop()
+        stack.down(progress=_say)
+        if interrupted:
+            _say("stopped cleanly")
+
+
+def _wait_api(client: httpx.Client, children: Children, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        children.check()
+        try:
+            response = client.get("/readyz")
+            if response.status_code == 200:
+                _say("API ready")
+                return
+            last = response.text
+        except httpx.TransportError as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    raise HookstreamError(f"the API did not become ready: {last}")
+
+
+def _create_demo_webhook(client: httpx.Client, secret: str, port: int) -> dict[str, Any]:
+    response = client.post(
+        "/v1/webhooks",
+        json={
+            "url": f"http://127.0.0.1:{port}/webhook",
+            "events": ["*"],
+            "secret": secret,
+            "active": True,
+            "description": "hookstream up: demo receiver",
+        },
+    )
+    if response.status_code != 201:
+        raise HookstreamError(f"creating the demo webhook failed: {response.text}")
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def _show_deliveries(
+    client: httpx.Client, children: Children, webhook_id: str, expected: int, timeout: float = 90
+) -> None:
+    deadline = time.monotonic() + timeout
+    deliveries: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        children.check()
+        response = client.get(f"/v1/webhooks/{webhook_id}/deliveries", params={"limit": 100})
+        if response.status_code == 200:
+            deliveries = response.json()["deliveries"]
+            if sum(d["status"] == "success" for d in deliveries) >= expected:
+                break
+        time.sleep(0.5)
+    print(f"\nDelivery log (GET /v1/webhooks/{webhook_id}/deliveries):", flush=True)
+    print(f"  {'delivery':<32} {'event':<18} {'type':<18} {'status':<8} code attempts")
+    for d in sorted(deliveries, key=lambda d: d["event_id"]):
+        print(
+            f"  {d['id']:<32} {d['event_id']:<18} {d.get('event_type', ''):<18} "
+            f"{d['status']:<8} {d.get('status_code')!s:<4} {d['attempts']}"
+        )
+    ok = sum(d["status"] == "success" for d in deliveries)
+    print(
+        f"  {ok}/{expected} delivered; the receiver answers 200 only after verifying both "
+        "signatures (X-Webhook-Signature and webhook-signature).",
+        flush=True,
+    )
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "\n--- last lines ---\n" + "\n".join(text)
