@@ -1,7 +1,8 @@
 """Fixtures for tests against the real Kafka and Cassandra.
 
-``stack_settings`` is the one entry point: Settings pointing at a running local stack.
-(Provisional: points at an already running stack; the lead wires it to app.localstack.)
+``stack_settings`` is the one entry point: Settings pointing at a ready local stack, started
+for the session (or reused when one already answers on those ports). A server that cannot
+start fails the session — it is never a skip.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ import uuid
 
 import pytest
 
+from app.localstack.testing import ensure_stack
 from app.settings import CassandraSettings, KafkaSettings, Settings
 
 
 @pytest.fixture(scope="session")
-def stack_settings() -> Settings:
-    return Settings()
+def stack_settings(request: pytest.FixtureRequest) -> Settings:
+    settings = Settings()
+    ensure_stack(settings, request.addfinalizer)
+    return settings
 
 
 @pytest.fixture
