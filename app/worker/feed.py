@@ -17,8 +17,10 @@ import logging
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from app import metrics
+from app.errors import HookstreamError
 from app.matching import WebhookIndex
 from app.settings import Settings
 from app.store import Store
@@ -49,13 +51,23 @@ class WebhookFeed:
         )
         await consumer.start()
         self._consumer = consumer
-        partitions = consumer.partitions_for_topic(self._topic) or set()
+        partitions = await asyncio.to_thread(self._partitions)
+        if not partitions:
+            await consumer.stop()
+            raise HookstreamError(f"topic {self._topic} does not exist: run `hookstream migrate`")
         tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps) if tps else {}
         self._tasks.append(asyncio.create_task(self._follow(consumer, ends)))
         self._tasks.append(asyncio.create_task(self._reload_forever()))
+
+    def _partitions(self) -> set[int]:
+        admin = AdminClient({"bootstrap.servers": self._settings.kafka.bootstrap_servers})
+        topic = admin.list_topics(self._topic, timeout=15).topics.get(self._topic)
+        if topic is None or topic.error is not None:
+            return set()
+        return set(topic.partitions)
 
     async def stop(self) -> None:
         for task in self._tasks:

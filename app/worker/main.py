@@ -109,7 +109,7 @@ def build_app(settings: Settings) -> faust.App:
         ready.set()
         log.info("worker ready: %d webhooks known", len(index))
 
-    @app.on_shutdown.connect
+    @app.on_before_shutdown.connect  # after in-flight work drained (stream_wait_empty)
     async def close(_app: Any, **_kwargs: Any) -> None:
         ctx = state.get("ctx")
         if ctx is None:
@@ -117,7 +117,7 @@ def build_app(settings: Settings) -> faust.App:
         await state["feed"].stop()
         await ctx.sender.close()
         ctx.producer.close()
-        ctx.store.close()
+        await ctx.store.close()
 
     return app
 
