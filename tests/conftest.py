@@ -5,6 +5,9 @@ side by side. Set the variables yourself to point the suite elsewhere."""
 from __future__ import annotations
 
 import os
+import uuid
+
+import pytest
 
 TEST_ENV = {
     "HOOKSTREAM_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:19092",
@@ -16,3 +19,21 @@ for _name, _value in TEST_ENV.items():
     os.environ.setdefault(_name, _value)
 # TEMPORARY while several engineers share one machine: leave the test stack running.
 os.environ.setdefault("HOOKSTREAM_TEST_KEEP_STACK", "1")
+
+
+@pytest.fixture(scope="session")
+def stack_settings(request: pytest.FixtureRequest) -> object:
+    """Settings pointing at a ready local stack, started for the session (or reused when one
+    already answers on those ports). A server that cannot start fails the session."""
+    from app.localstack.testing import ensure_stack
+    from app.settings import Settings
+
+    settings = Settings()
+    ensure_stack(settings, request.addfinalizer)
+    return settings
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique token for topic prefixes, keyspaces, group ids."""
+    return uuid.uuid4().hex[:10]

@@ -1,0 +1,201 @@
+"""Shared helpers for the integration and end-to-end tests: a recording HTTP receiver, real
+role processes (api, worker, scheduler) started from Settings, and condition polling."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from app.settings import Settings, format_duration
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T] | T],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    what: str = "condition",
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        result = probe()
+        last = await result if asyncio.iscoroutine(result) else result
+        if last:
+            return last  # type: ignore[no-any-return]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        await asyncio.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float  # time.time() on arrival
+
+
+@dataclass
+class Receiver:
+    """A real HTTP receiver on loopback that records every request.
+
+    ``script[path]`` is a list of statuses answered in turn (the last one repeats);
+    ``hang`` paths accept the request and never answer.
+    """
+
+    port: int = 0
+    requests: list[Received] = field(default_factory=list)
+    script: dict[str, list[int]] = field(default_factory=dict)
+    hang: set[str] = field(default_factory=set)
+    _runner: web.AppRunner | None = None
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def at(self, path: str) -> list[Received]:
+        return [r for r in self.requests if r.path == path]
+
+    async def start(self) -> None:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            body = await request.read()
+            self.requests.append(Received(request.path, dict(request.headers), body, time.time()))
+            if request.path in self.hang:
+                await asyncio.sleep(3600)
+            statuses = self.script.get(request.path, [200])
+            seen = len(self.at(request.path))
+            status = statuses[min(seen, len(statuses)) - 1]
+            return web.Response(status=status, text="ok" if status < 300 else "nope")
+
+        app = web.Application()
+        app.router.add_route("POST", "/{tail:.*}", handle)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port or free_port())
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process build exactly these settings."""
+    k, c = settings.kafka, settings.cassandra
+    return {
+        "HOOKSTREAM_KAFKA__BOOTSTRAP_SERVERS": k.bootstrap_servers,
+        "HOOKSTREAM_KAFKA__TOPIC_PREFIX": k.topic_prefix,
+        "HOOKSTREAM_KAFKA__EVENTS_TOPIC": k.events_topic,
+        "HOOKSTREAM_KAFKA__PARTITIONS": str(k.partitions),
+        "HOOKSTREAM_KAFKA__CONSUMER_GROUP": k.consumer_group,
+        "HOOKSTREAM_KAFKA__SCHEDULER_GROUP": k.scheduler_group,
+        "HOOKSTREAM_CASSANDRA__HOSTS": ",".join(c.hosts),
+        "HOOKSTREAM_CASSANDRA__PORT": str(c.port),
+        "HOOKSTREAM_CASSANDRA__KEYSPACE": c.keyspace,
+        "HOOKSTREAM_RETRY_SCHEDULE": ",".join(format_duration(d) for d in settings.retry_schedule),
+        "HOOKSTREAM_ALLOWED_NETWORKS": ",".join(str(n) for n in settings.allowed_networks),
+        "HOOKSTREAM_API_KEYS": ",".join(s.get_secret_value() for s in settings.api_keys),
+        "HOOKSTREAM_API__HOST": settings.api.host,
+        "HOOKSTREAM_API__PORT": str(settings.api.port),
+        "HOOKSTREAM_API__ALLOW_HTTP": str(settings.api.allow_http).lower(),
+        "HOOKSTREAM_WORKER__METRICS_PORT": str(settings.worker.metrics_port),
+        "HOOKSTREAM_WORKER__WEBHOOK_RELOAD_INTERVAL": format_duration(
+            settings.worker.webhook_reload_interval
+        ),
+        "HOOKSTREAM_SCHEDULER__METRICS_PORT": str(settings.scheduler.metrics_port),
+        "HOOKSTREAM_DELIVERY__ATTEMPT_TIMEOUT": str(settings.delivery.attempt_timeout),
+        "HOOKSTREAM_DELIVERY__CONCURRENCY": str(settings.delivery.concurrency),
+        "HOOKSTREAM_LOG__FORMAT": "json",
+        "HOOKSTREAM_LOG__LEVEL": settings.log.level,
+    }
+
+
+class Role:
+    """One ``hookstream <role>`` child process with its log in a temp file."""
+
+    def __init__(self, role: str, settings: Settings, log_dir: Path | None = None) -> None:
+        self.role = role
+        self.env = {**os.environ, **settings_env(settings)}
+        directory = log_dir or Path(tempfile.mkdtemp(prefix="hookstream-test-"))
+        self.log_path = directory / f"{role}-{time.monotonic_ns()}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Role:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", self.role],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, sig)
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self, timeout: float = 30) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            return self.proc.wait(10)
+
+
+def isolated(settings: Settings, token: str) -> Settings:
+    """Settings with their own topic prefix, events topic, groups and keyspace."""
+    from app.settings import CassandraSettings, KafkaSettings
+
+    return settings.model_copy(
+        update={
+            "kafka": KafkaSettings(
+                **{
+                    **settings.kafka.model_dump(),
+                    "topic_prefix": f"t{token}",
+                    "events_topic": f"t{token}.events",
+                    "consumer_group": f"t{token}-worker",
+                    "scheduler_group": f"t{token}-scheduler",
+                }
+            ),
+            "cassandra": CassandraSettings(
+                **{**settings.cassandra.model_dump(), "keyspace": f"t{token}"}
+            ),
+        }
+    )
