@@ -83,9 +83,12 @@ def worker() -> None:
 @cli.command()
 def scheduler() -> None:
     """③ Forward due retries from the retry topics to the redeliver topic."""
+    from app import metrics
     from app.scheduler import main
 
-    main(_settings())
+    settings = _settings()
+    metrics.serve(settings.scheduler.metrics_port)
+    main(settings)
 
 
 @cli.command()
@@ -271,7 +274,7 @@ def apikey_create(
         try:
             return await store.api_keys.create(name)
         finally:
-            store.close()
+            await store.close()
 
     typer.echo(asyncio.run(create()))
 

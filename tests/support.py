@@ -62,13 +62,16 @@ class Receiver:
     """A real HTTP receiver on loopback that records every request.
 
     ``script[path]`` is a list of statuses answered in turn (the last one repeats);
-    ``hang`` paths accept the request and never answer.
+    ``hang`` paths accept the request and never answer; ``gates[path]`` holds requests until
+    the event is set. ``answered`` lists the requests whose response was written.
     """
 
     port: int = 0
     requests: list[Received] = field(default_factory=list)
     script: dict[str, list[int]] = field(default_factory=dict)
     hang: set[str] = field(default_factory=set)
+    gates: dict[str, asyncio.Event] = field(default_factory=dict)
+    answered: list[Received] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 
     def url(self, path: str) -> str:
@@ -81,12 +84,20 @@ class Receiver:
         async def handle(request: web.Request) -> web.StreamResponse:
             body = await request.read()
             self.requests.append(Received(request.path, dict(request.headers), body, time.time()))
+            received = self.requests[-1]
             if request.path in self.hang:
                 await asyncio.sleep(3600)
+            gate = self.gates.get(request.path)
+            if gate is not None:
+                await gate.wait()
             statuses = self.script.get(request.path, [200])
             seen = len(self.at(request.path))
             status = statuses[min(seen, len(statuses)) - 1]
-            return web.Response(status=status, text="ok" if status < 300 else "nope")
+            response = web.Response(status=status, text="ok" if status < 300 else "nope")
+            await response.prepare(request)
+            await response.write_eof()
+            self.answered.append(received)  # the response reached the socket
+            return response
 
         app = web.Application()
         app.router.add_route("POST", "/{tail:.*}", handle)
@@ -199,3 +210,116 @@ def isolated(settings: Settings, token: str) -> Settings:
             ),
         }
     )
+
+
+API_KEY = "test-key-0123456789abcdef"
+
+
+def pipeline_settings(stack_settings: Settings, token: str, **overrides: Any) -> Settings:
+    """Isolated settings for a pipeline under test: compressed retry schedule (0,1s,2s,3s,4s),
+    loopback allowed, plain http allowed, a known API key, no metrics ports."""
+    import ipaddress
+    from datetime import timedelta
+
+    from pydantic import SecretStr
+
+    from app.settings import parse_duration
+
+    base = isolated(stack_settings, token)
+    delivery = {**base.delivery.model_dump(), **overrides.pop("delivery", {})}
+    worker = {
+        **base.worker.model_dump(),
+        "metrics_port": 0,
+        "webhook_reload_interval": timedelta(seconds=5),
+        **overrides.pop("worker", {}),
+    }
+    return base.model_copy(
+        update={
+            "retry_schedule": tuple(parse_duration(d) for d in ("0", "1s", "2s", "3s", "4s")),
+            "allowed_networks": (ipaddress.ip_network("127.0.0.0/8"),),
+            "api_keys": (SecretStr(API_KEY),),
+            "api": base.api.model_copy(update={"port": free_port(), "allow_http": True}),
+            "delivery": type(base.delivery)(**delivery),
+            "worker": type(base.worker)(**worker),
+            "scheduler": base.scheduler.model_copy(update={"metrics_port": 0}),
+            **overrides,
+        }
+    )
+
+
+def prepare(settings: Settings) -> None:
+    """Schema and topics for these settings (what ``hookstream migrate`` does)."""
+    from app.kafka import create_topics
+    from app.store.schema import migrate
+
+    migrate(settings)
+    create_topics(settings)
+
+
+def produce_events(
+    settings: Settings, events: list[dict[str, Any]], key: bytes | None = None
+) -> None:
+    import orjson
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        {"bootstrap.servers": settings.kafka.bootstrap_servers, "acks": "all", "linger.ms": 5}
+    )
+    for event in events:
+        producer.produce(settings.kafka.events_topic, orjson.dumps(event), key=key)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+def event(event_type: str = "user.created", **data: Any) -> dict[str, Any]:
+    import uuid
+
+    return {
+        "id": "evt_" + uuid.uuid4().hex[:16],
+        "type": event_type,
+        "created_at": "2026-01-15T12:30:00Z",
+        "data": {"id": "user_123", **data},
+    }
+
+
+async def api_ready(api: Any) -> bool:
+    import httpx
+
+    try:
+        return bool((await api.get("/readyz")).status_code == 200)
+    except httpx.TransportError:
+        return False
+
+
+def read_topic(settings: Settings, topic: str, timeout: float = 10.0) -> list[Any]:
+    """Every message currently on ``topic`` (a group-less read from the beginning)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": "reader-" + str(time.monotonic_ns()),
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout).topics[topic]
+        tps = [TopicPartition(topic, p, 0) for p in meta.partitions]
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout)[1]
+            for p in meta.partitions
+        }
+        consumer.assign(tps)
+        out: list[Any] = []
+        remaining = {p for p, end in ends.items() if end > 0}
+        deadline = time.monotonic() + timeout
+        while remaining and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            out.append(msg)
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                remaining.discard(msg.partition())
+        return out
+    finally:
+        consumer.close()
