@@ -129,7 +129,6 @@ class WorkerSettings(_Group):
     webhook_reload_interval: timedelta = Field(
         timedelta(seconds=30), description="How often workers reload all webhooks from Cassandra."
     )
-    web_port: int = Field(6066, ge=1, le=65535, description="Faust's own web port (health).")
 
     @field_validator("webhook_reload_interval", mode="before")
     @classmethod
@@ -248,3 +247,32 @@ def load_settings() -> Settings:
             path = "__".join(str(p) for p in error["loc"]).upper()
             problems.append(f"HOOKSTREAM_{path}: {error['msg']}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
+
+
+def settings_table() -> str:
+    """The README's settings table, generated from the model (a test keeps them equal)."""
+    rows = ["| variable | default | what it does |", "|---|---|---|"]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            annotation = info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, _Group):
+                walk(annotation, f"{prefix}{name.upper()}__")
+                continue
+            default = info.get_default(call_default_factory=True)
+            rows.append(
+                f"| `{prefix}{name.upper()}` | `{_show_default(default)}` | {info.description} |"
+            )
+
+    walk(Settings, "HOOKSTREAM_")
+    return "\n".join(rows)
+
+
+def _show_default(value: object) -> str:
+    if isinstance(value, timedelta):
+        return format_duration(value) if value else "0"
+    if isinstance(value, tuple | list):
+        return ",".join(_show_default(v) for v in value)
+    if isinstance(value, Path) and str(value).startswith(str(Path.home())):
+        return "~" + str(value)[len(str(Path.home())) :]
+    return str(value)
