@@ -1,0 +1,82 @@
+"""⑤ Delivery and attempt records to and from the columns of their tables."""
+
+from __future__ import annotations
+
+from cassandra.query import UNSET_VALUE
+
+from app.deliveries import DeliveryStatus
+from app.store.records import AttemptRecord, DeliveryRecord
+from app.store.session import Row
+from app.store.timeline import from_cql
+
+
+def delivery_state(delivery: DeliveryRecord, created_ms: int) -> tuple[object, ...]:
+    return (
+        delivery.webhook_id,
+        delivery.event_id,
+        delivery.event_type,
+        delivery.status.value,
+        delivery.attempts,
+        created_ms,
+        delivery.updated_at,
+        # None is written as null on purpose: a later state must clear an earlier error.
+        delivery.status_code,
+        delivery.error,
+        delivery.delivered_at,
+        delivery.next_attempt_at,
+    )
+
+
+def attempt_values(attempt: AttemptRecord) -> tuple[object, ...]:
+    # An attempt row is written once (or rewritten identically): unset instead of null
+    # leaves no tombstones behind.
+    def unset_none(value: object) -> object:
+        return UNSET_VALUE if value is None else value
+
+    return (
+        attempt.delivery_id,
+        attempt.number,
+        attempt.started_at,
+        attempt.duration_ms,
+        attempt.outcome,
+        unset_none(attempt.status_code),
+        unset_none(attempt.error),
+        unset_none(attempt.response_excerpt),
+        dict(attempt.request_headers) if attempt.request_headers else UNSET_VALUE,
+    )
+
+
+def delivery_record(row: Row, id_column: str) -> DeliveryRecord:
+    created = from_cql(row["created_at"])
+    updated = from_cql(row["updated_at"])
+    assert created is not None and updated is not None  # written by every record()
+    return DeliveryRecord(
+        id=row[id_column],
+        webhook_id=row["webhook_id"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        status=DeliveryStatus(row["status"]),
+        attempts=row["attempts"],
+        created_at=created,
+        updated_at=updated,
+        status_code=row["status_code"],
+        error=row["error"],
+        delivered_at=from_cql(row["delivered_at"]),
+        next_attempt_at=from_cql(row["next_attempt_at"]),
+    )
+
+
+def attempt_record(row: Row) -> AttemptRecord:
+    started = from_cql(row["started_at"])
+    assert started is not None
+    return AttemptRecord(
+        delivery_id=row["delivery_id"],
+        number=row["number"],
+        started_at=started,
+        duration_ms=row["duration_ms"],
+        outcome=row["outcome"],
+        status_code=row["status_code"],
+        error=row["error"],
+        response_excerpt=row["response_excerpt"],
+        request_headers=dict(row["request_headers"] or {}),
+    )

@@ -1,0 +1,185 @@
+"""⑤ The Cassandra schema: one table per query, created idempotently by ``migrate``.
+
+    webhooks                        id                                  the subscriptions
+    api_keys                        key_hash                            sha256 of created keys
+    deliveries                      id                                  a delivery's state
+    attempts                        delivery_id │ number ASC            its HTTP requests
+    deliveries_by_webhook           (webhook_id, bucket)                the delivery log,
+                                      │ created_at DESC, delivery_id    newest first
+    deliveries_by_webhook_status    (webhook_id, status, bucket) │ …    …filtered by status
+    deliveries_by_webhook_type      (webhook_id, event_type, bucket) │ …  …by event type
+    deliveries_by_event             event_id │ webhook_id               who got an event
+    events                          id                                  payloads for redelivery
+
+``bucket`` is the UTC day of the delivery's ``created_at`` (days since the epoch), so a busy
+webhook writes one partition per day instead of one unbounded partition. The log tables carry
+the whole delivery state, so a page is one partition slice and never a read per row.
+
+Every row but a webhook's or an API key's expires after ``settings.cassandra.retention``:
+writes say ``USING TTL`` and the tables' ``default_time_to_live`` is the same safety net
+(``migrate`` re-applies it, so changing the retention and migrating again takes effect).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from app.settings import Settings
+from app.store.session import connect
+
+DDL_TIMEOUT = 60.0  # seconds: schema changes wait for agreement, slow on a busy node
+
+log = logging.getLogger(__name__)
+
+WEBHOOKS = "webhooks"
+API_KEYS = "api_keys"
+DELIVERIES = "deliveries"
+ATTEMPTS = "attempts"
+BY_WEBHOOK = "deliveries_by_webhook"
+BY_WEBHOOK_STATUS = "deliveries_by_webhook_status"
+BY_WEBHOOK_TYPE = "deliveries_by_webhook_type"
+BY_EVENT = "deliveries_by_event"
+EVENTS = "events"
+
+# The delivery state, as stored in every delivery table (the key columns vary).
+DELIVERY_STATE = """
+    webhook_id text,
+    event_id text,
+    event_type text,
+    status text,
+    attempts int,
+    created_at timestamp,
+    updated_at timestamp,
+    status_code int,
+    error text,
+    delivered_at timestamp,
+    next_attempt_at timestamp"""
+
+# Log tables are append-mostly time series that expire whole: time-window compaction drops
+# an expired day's sstables without rewriting them. (Braces doubled: the CQL is .format()ted.)
+_TIME_SERIES = (
+    "compaction = {{'class': 'TimeWindowCompactionStrategy', "
+    "'compaction_window_unit': 'DAYS', 'compaction_window_size': 1}}"
+)
+
+TABLES: dict[str, str] = {
+    WEBHOOKS: """
+        CREATE TABLE IF NOT EXISTS {ks}.webhooks (
+            id text PRIMARY KEY,
+            url text,
+            events list<text>,
+            secret text,
+            active boolean,
+            description text,
+            metadata map<text, text>,
+            created_at timestamp,
+            updated_at timestamp
+        )""",
+    API_KEYS: """
+        CREATE TABLE IF NOT EXISTS {ks}.api_keys (
+            key_hash text PRIMARY KEY,
+            name text,
+            prefix text,
+            created_at timestamp
+        )""",
+    DELIVERIES: f"""
+        CREATE TABLE IF NOT EXISTS {{ks}}.deliveries (
+            id text PRIMARY KEY,{DELIVERY_STATE}
+        ) WITH default_time_to_live = {{ttl}}""",
+    ATTEMPTS: f"""
+        CREATE TABLE IF NOT EXISTS {{ks}}.attempts (
+            delivery_id text,
+            number int,
+            started_at timestamp,
+            duration_ms int,
+            outcome text,
+            status_code int,
+            error text,
+            response_excerpt text,
+            request_headers map<text, text>,
+            PRIMARY KEY (delivery_id, number)
+        ) WITH CLUSTERING ORDER BY (number ASC)
+          AND default_time_to_live = {{ttl}} AND {_TIME_SERIES}""",
+    BY_WEBHOOK: f"""
+        CREATE TABLE IF NOT EXISTS {{ks}}.deliveries_by_webhook (
+            bucket int,
+            delivery_id text,{DELIVERY_STATE},
+            PRIMARY KEY ((webhook_id, bucket), created_at, delivery_id)
+        ) WITH CLUSTERING ORDER BY (created_at DESC, delivery_id DESC)
+          AND default_time_to_live = {{ttl}} AND {_TIME_SERIES}""",
+    # Rows move between statuses (delete + upsert), so no time-window compaction here.
+    BY_WEBHOOK_STATUS: f"""
+        CREATE TABLE IF NOT EXISTS {{ks}}.deliveries_by_webhook_status (
+            bucket int,
+            delivery_id text,{DELIVERY_STATE},
+            PRIMARY KEY ((webhook_id, status, bucket), created_at, delivery_id)
+        ) WITH CLUSTERING ORDER BY (created_at DESC, delivery_id DESC)
+          AND default_time_to_live = {{ttl}}""",
+    BY_WEBHOOK_TYPE: f"""
+        CREATE TABLE IF NOT EXISTS {{ks}}.deliveries_by_webhook_type (
+            bucket int,
+            delivery_id text,{DELIVERY_STATE},
+            PRIMARY KEY ((webhook_id, event_type, bucket), created_at, delivery_id)
+        ) WITH CLUSTERING ORDER BY (created_at DESC, delivery_id DESC)
+          AND default_time_to_live = {{ttl}} AND {_TIME_SERIES}""",
+    BY_EVENT: f"""
+        CREATE TABLE IF NOT EXISTS {{ks}}.deliveries_by_event (
+            delivery_id text,{DELIVERY_STATE},
+            PRIMARY KEY (event_id, webhook_id)
+        ) WITH default_time_to_live = {{ttl}}""",
+    EVENTS: """
+        CREATE TABLE IF NOT EXISTS {ks}.events (
+            id text PRIMARY KEY,
+            type text,
+            created_at text,
+            body blob,
+            received_at timestamp
+        ) WITH default_time_to_live = {ttl}""",
+}
+
+EXPIRING = (DELIVERIES, ATTEMPTS, BY_WEBHOOK, BY_WEBHOOK_STATUS, BY_WEBHOOK_TYPE, BY_EVENT, EVENTS)
+
+
+def ttl_seconds(settings: Settings) -> int:
+    """The retention as a CQL TTL (0 means rows never expire)."""
+    return int(settings.cassandra.retention.total_seconds())
+
+
+def migrate(settings: Settings) -> None:
+    """Create the keyspace and every table if missing; re-apply the retention TTL.
+
+    Blocking (run it from the CLI or a test fixture, never on a serving event loop) and
+    idempotent: running it again changes nothing but a changed retention. The keyspace uses
+    SimpleStrategy with ``settings.cassandra.replication_factor``; an existing keyspace's
+    replication is left alone. Raises ``StoreUnavailable`` if Cassandra cannot be reached.
+    """
+    cfg = settings.cassandra
+    ttl = ttl_seconds(settings)
+    session = connect(settings)
+    try:
+        session.execute(
+            f"CREATE KEYSPACE IF NOT EXISTS {cfg.keyspace} WITH replication = "
+            f"{{'class': 'SimpleStrategy', 'replication_factor': {cfg.replication_factor}}}",
+            timeout=DDL_TIMEOUT,
+        )
+        for name, cql in TABLES.items():
+            session.execute(cql.format(ks=cfg.keyspace, ttl=ttl), timeout=DDL_TIMEOUT)
+            if name in EXPIRING:
+                session.execute(
+                    f"ALTER TABLE {cfg.keyspace}.{name} WITH default_time_to_live = {ttl}",
+                    timeout=DDL_TIMEOUT,
+                )
+        log.info("cassandra schema ready", extra={"keyspace": cfg.keyspace, "ttl_s": ttl})
+    finally:
+        session.cluster.shutdown()
+
+
+def drop(settings: Settings) -> None:
+    """Drop the whole keyspace (tests and local resets only). Blocking."""
+    session = connect(settings)
+    try:
+        session.execute(
+            f"DROP KEYSPACE IF EXISTS {settings.cassandra.keyspace}", timeout=DDL_TIMEOUT
+        )
+    finally:
+        session.cluster.shutdown()

@@ -1,0 +1,117 @@
+"""⑤ Webhooks in Cassandra: the source of truth for subscriptions (table ``webhooks``).
+
+Webhook rows never expire; they live until deleted. All statements are prepared once, at
+construction, at LOCAL_QUORUM.
+"""
+
+from __future__ import annotations
+
+from app.settings import Settings
+from app.store.session import CassandraSession, Row, aexecute, all_pages, prepare
+from app.store.timeline import decode_id, encode_id, from_cql
+from app.webhooks import Webhook
+
+_COLUMNS = "id, url, events, secret, active, description, metadata, created_at, updated_at"
+
+
+class WebhookRepository:
+    """Create, read, update, delete and page through webhooks.
+
+    Construct it off the event loop (it prepares its statements, which blocks); ``Store``
+    does. Every method raises ``StoreUnavailable`` when Cassandra does not answer.
+    """
+
+    def __init__(self, session: CassandraSession, settings: Settings) -> None:
+        self._session = session
+        table = f"{settings.cassandra.keyspace}.webhooks"
+        self._upsert = prepare(
+            session, f"INSERT INTO {table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        self._select = prepare(session, f"SELECT {_COLUMNS} FROM {table} WHERE id = ?")
+        self._delete = prepare(session, f"DELETE FROM {table} WHERE id = ?")
+        self._scan = prepare(session, f"SELECT {_COLUMNS} FROM {table}")
+        self._first = prepare(session, f"SELECT {_COLUMNS} FROM {table} LIMIT ?")
+        self._after = prepare(
+            session, f"SELECT {_COLUMNS} FROM {table} WHERE token(id) > token(?) LIMIT ?"
+        )
+
+    async def create(self, webhook: Webhook) -> None:
+        """Store a new webhook. An upsert by id: repeating it is harmless (LOCAL_QUORUM)."""
+        await self._write(webhook)
+
+    async def get(self, webhook_id: str) -> Webhook | None:
+        """The webhook, or None if there is none with this id (LOCAL_QUORUM read)."""
+        page = await aexecute(self._session, self._select, (webhook_id,))
+        return _webhook(page.rows[0]) if page.rows else None
+
+    async def update(self, webhook: Webhook) -> None:
+        """Replace every field of the webhook. An idempotent upsert: it does not check that
+        the webhook exists (callers ``get`` first to answer 404), LOCAL_QUORUM."""
+        await self._write(webhook)
+
+    async def delete(self, webhook_id: str) -> None:
+        """Delete the webhook; idempotent (deleting a missing id is not an error). Its
+        deliveries stay readable until their TTL. LOCAL_QUORUM."""
+        await aexecute(self._session, self._delete, (webhook_id,))
+
+    async def list_page(
+        self, limit: int, cursor: str | None = None
+    ) -> tuple[list[Webhook], str | None]:
+        """One page of at most ``limit`` webhooks (in token order, not by date) and the
+        cursor of the next page, or None after the last one. Every webhook that exists for
+        the whole walk appears exactly once; the last page may come back empty. LOCAL_QUORUM.
+
+        The cursor is opaque to callers (base64url of the last id; the next page starts
+        after its token). Not the driver's paging state on purpose: Cassandra answers a
+        forged paging state with a protocol error that makes the driver close the connection
+        and mark the host down, so a bad cursor from the API would be an outage.
+        Raises ``ValueError`` for a malformed cursor or a limit below 1.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if cursor is None:
+            page = await aexecute(self._session, self._first, (limit,))
+        else:
+            page = await aexecute(self._session, self._after, (decode_id(cursor), limit))
+        webhooks = [_webhook(row) for row in page.rows]
+        next_cursor = encode_id(webhooks[-1].id) if len(webhooks) == limit else None
+        return webhooks, next_cursor
+
+    async def all(self) -> list[Webhook]:
+        """Every webhook (the workers' periodic reload), paged 1,000 at a time without
+        blocking the loop. The table is small: one row per subscription."""
+        return [_webhook(row) for row in await all_pages(self._session, self._scan, None)]
+
+    async def _write(self, webhook: Webhook) -> None:
+        await aexecute(
+            self._session,
+            self._upsert,
+            (
+                webhook.id,
+                webhook.url,
+                list(webhook.events),
+                webhook.secret,
+                webhook.active,
+                webhook.description,
+                dict(webhook.metadata),
+                webhook.created_at,
+                webhook.updated_at,
+            ),
+        )
+
+
+def _webhook(row: Row) -> Webhook:
+    created = from_cql(row["created_at"])
+    updated = from_cql(row["updated_at"])
+    assert created is not None and updated is not None  # written on every upsert
+    return Webhook(
+        id=row["id"],
+        url=row["url"],
+        events=tuple(row["events"] or ()),
+        secret=row["secret"],
+        active=bool(row["active"]),
+        created_at=created,
+        updated_at=updated,
+        description=row["description"],
+        metadata=dict(row["metadata"] or {}),
+    )

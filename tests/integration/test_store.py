@@ -1,0 +1,563 @@
+"""⑤ The Cassandra store against the real dev Cassandra, in a keyspace of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import random
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cassandra.query import SimpleStatement
+
+from app.deliveries import DeliveryStatus, delivery_id
+from app.settings import Settings
+from app.store import Store, migrate
+from app.store.records import AttemptRecord, DeliveryRecord, EventRecord
+from app.store.schema import TABLES, drop
+from app.store.session import Row, aexecute
+from app.webhooks import Webhook
+from tests.integration.conftest import isolated
+
+pytestmark = pytest.mark.integration
+
+TYPES = ("user.created", "user.updated", "payment.failed")
+STATUSES = (DeliveryStatus.SUCCESS, DeliveryStatus.FAILED, DeliveryStatus.PENDING)
+
+
+@pytest.fixture(scope="module")
+def settings(stack_settings: Settings) -> Iterator[Settings]:
+    mine = isolated(stack_settings, uuid.uuid4().hex[:10])
+    migrate(mine)
+    yield mine
+    drop(mine)
+
+
+@pytest.fixture(scope="module")
+async def store(settings: Settings) -> AsyncIterator[Store]:
+    store = await Store.connect(settings)
+    yield store
+    await store.close()
+
+
+def ms(moment: datetime) -> datetime:
+    """Cassandra keeps milliseconds; build test times on the millisecond."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+async def rows(store: Store, cql: str, *params: object) -> list[Row]:
+    return (await aexecute(store.session, SimpleStatement(cql), params)).rows
+
+
+def webhook(**changes: object) -> Webhook:
+    now = ms(datetime.now(UTC))
+    fields: dict[str, object] = {
+        "id": "hook_" + uuid.uuid4().hex[:24],
+        "url": "https://example.com/hooks",
+        "events": ("user.created", "payment.*"),
+        "secret": "whsec_" + base64.b64encode(b"k" * 32).decode(),
+        "active": True,
+        "created_at": now,
+        "updated_at": now,
+        "description": "orders",
+        "metadata": {"team": "billing"},
+    }
+    fields.update(changes)
+    return Webhook(**fields)  # type: ignore[arg-type]
+
+
+def delivery(
+    webhook_id: str, event_id: str, created_at: datetime, **changes: object
+) -> DeliveryRecord:
+    fields: dict[str, object] = {
+        "id": delivery_id(event_id, webhook_id),
+        "webhook_id": webhook_id,
+        "event_id": event_id,
+        "event_type": "user.created",
+        "status": DeliveryStatus.PENDING,
+        "attempts": 0,
+        "created_at": created_at,
+        "updated_at": created_at,
+    }
+    fields.update(changes)
+    return DeliveryRecord(**fields)  # type: ignore[arg-type]
+
+
+# ── schema ────────────────────────────────────────────────────────────────────────────────
+
+
+async def test_migrate_twice_is_idempotent(store: Store, settings: Settings) -> None:
+    await asyncio.to_thread(migrate, settings)  # the fixture already ran it once
+
+    ks = settings.cassandra.keyspace
+    tables = await rows(
+        store,
+        "SELECT table_name, default_time_to_live FROM system_schema.tables "
+        "WHERE keyspace_name = %s",
+        ks,
+    )
+    ttl = {row["table_name"]: row["default_time_to_live"] for row in tables}
+    assert set(ttl) == set(TABLES)
+    retention = int(settings.cassandra.retention.total_seconds())
+    assert ttl["webhooks"] == 0 and ttl["api_keys"] == 0
+    assert {name for name, seconds in ttl.items() if seconds == retention} == set(TABLES) - {
+        "webhooks",
+        "api_keys",
+    }
+
+
+# ── webhooks ──────────────────────────────────────────────────────────────────────────────
+
+
+async def test_webhook_create_get_update_delete(store: Store) -> None:
+    hook = webhook()
+    await store.webhooks.create(hook)
+    assert await store.webhooks.get(hook.id) == hook
+
+    changed = webhook(
+        id=hook.id,
+        url="https://example.org/v2",
+        events=("user.*",),
+        active=False,
+        description=None,
+        metadata={},
+        created_at=hook.created_at,
+        updated_at=hook.updated_at + timedelta(seconds=5),
+    )
+    await store.webhooks.update(changed)
+    assert await store.webhooks.get(hook.id) == changed
+
+    await store.webhooks.delete(hook.id)
+    assert await store.webhooks.get(hook.id) is None
+    await store.webhooks.delete(hook.id)  # idempotent
+    assert await store.webhooks.get("hook_missing") is None
+
+
+async def test_webhook_list_pages_through_every_webhook_once(store: Store) -> None:
+    created = [webhook() for _ in range(11)]
+    await asyncio.gather(*(store.webhooks.create(h) for h in created))
+
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        page, cursor = await store.webhooks.list_page(3, cursor)
+        assert len(page) <= 3
+        seen.extend(h.id for h in page)
+        pages += 1
+        if cursor is None:
+            break
+        assert pages < 100, "paging does not end"
+
+    everything = {h.id for h in await store.webhooks.all()}
+    assert len(seen) == len(set(seen)), "a webhook came twice"
+    assert set(seen) == everything
+    assert {h.id for h in created} <= everything
+    loaded = {h.id: h for h in await store.webhooks.all()}
+    assert all(loaded[h.id] == h for h in created)
+
+
+async def test_webhook_list_refuses_a_malformed_cursor(store: Store) -> None:
+    with pytest.raises(ValueError):
+        await store.webhooks.list_page(10, "AAAA")  # three NUL bytes: no id
+    with pytest.raises(ValueError):
+        await store.webhooks.list_page(0, None)
+    # and the session survives a refused cursor
+    assert await store.webhooks.get("hook_missing") is None
+
+
+# ── deliveries: the write path ────────────────────────────────────────────────────────────
+
+
+async def test_record_pending_failed_success(store: Store, settings: Settings) -> None:
+    ks = settings.cassandra.keyspace
+    created = ms(datetime.now(UTC) - timedelta(minutes=3))
+    pending = delivery("hook_life", "evt_life", created)
+    first = AttemptRecord(
+        delivery_id=pending.id,
+        number=1,
+        started_at=created,
+        duration_ms=120,
+        outcome="failed",
+        status_code=503,
+        error="HTTP 503",
+        response_excerpt="busy",
+        request_headers={"content-type": "application/json"},
+    )
+    failed = delivery(
+        "hook_life",
+        "evt_life",
+        created,
+        status=DeliveryStatus.FAILED,
+        attempts=1,
+        updated_at=created + timedelta(seconds=1),
+        status_code=503,
+        error="HTTP 503",
+        next_attempt_at=created + timedelta(seconds=31),
+    )
+    second = AttemptRecord(
+        delivery_id=pending.id,
+        number=2,
+        started_at=created + timedelta(seconds=31),
+        duration_ms=40,
+        outcome="success",
+        status_code=200,
+    )
+    success = delivery(
+        "hook_life",
+        "evt_life",
+        created,
+        status=DeliveryStatus.SUCCESS,
+        attempts=2,
+        updated_at=created + timedelta(seconds=32),
+        status_code=200,
+        delivered_at=created + timedelta(seconds=32),
+    )
+
+    await store.deliveries.record(pending, None)
+    assert await store.deliveries.get(pending.id) == pending
+    await store.deliveries.record(failed, first)
+    assert await store.deliveries.get(pending.id) == failed
+    await store.deliveries.record(success, second)
+    await store.deliveries.record(success, second)  # a redelivered hand-off: same rows
+
+    assert await store.deliveries.get(pending.id) == success  # error and next attempt cleared
+    assert await store.deliveries.attempts(pending.id) == [first, second]
+    counted = await rows(
+        store, f"SELECT count(*) AS n FROM {ks}.attempts WHERE delivery_id = %s", pending.id
+    )
+    assert counted[0]["n"] == 2
+
+    bucket = (created - datetime(1970, 1, 1, tzinfo=UTC)).days
+    by_status = {
+        status.value: await rows(
+            store,
+            f"SELECT delivery_id, attempts FROM {ks}.deliveries_by_webhook_status "
+            "WHERE webhook_id = %s AND status = %s AND bucket = %s",
+            "hook_life",
+            status.value,
+            bucket,
+        )
+        for status in DeliveryStatus
+    }
+    assert by_status == {
+        "success": [{"delivery_id": pending.id, "attempts": 2}],
+        "failed": [],
+        "pending": [],
+        "cancelled": [],
+    }
+    for status in (DeliveryStatus.FAILED, DeliveryStatus.PENDING):
+        page = await store.deliveries.list_by_webhook("hook_life", status=status, limit=10)
+        assert page.deliveries == []
+    page = await store.deliveries.list_by_webhook(
+        "hook_life", status=DeliveryStatus.SUCCESS, limit=10
+    )
+    assert page.deliveries == [success] and page.next_cursor is None
+    assert await store.deliveries.list_by_event("evt_life") == [success]
+
+
+async def test_delivery_rows_carry_the_retention_ttl(store: Store, settings: Settings) -> None:
+    ks = settings.cassandra.keyspace
+    retention = int(settings.cassandra.retention.total_seconds())
+    created = ms(datetime.now(UTC))
+    record = delivery("hook_ttl", "evt_ttl", created, event_type="user.updated")
+    attempt = AttemptRecord(record.id, 1, created, 5, "failed", error="timeout")
+    await store.deliveries.record(record, attempt)
+    event = EventRecord("evt_ttl", "user.updated", created.isoformat(), b"{}", created)
+    await store.deliveries.save_event(event)
+    hook = webhook()
+    await store.webhooks.create(hook)
+
+    bucket = (created - datetime(1970, 1, 1, tzinfo=UTC)).days
+    checks = [
+        ("status", "deliveries", "id = %s", (record.id,)),
+        ("outcome", "attempts", "delivery_id = %s", (record.id,)),
+        (
+            "attempts",
+            "deliveries_by_webhook",
+            "webhook_id = %s AND bucket = %s",
+            ("hook_ttl", bucket),
+        ),
+        (
+            "attempts",
+            "deliveries_by_webhook_status",
+            "webhook_id = %s AND status = %s AND bucket = %s",
+            ("hook_ttl", "pending", bucket),
+        ),
+        (
+            "attempts",
+            "deliveries_by_webhook_type",
+            "webhook_id = %s AND event_type = %s AND bucket = %s",
+            ("hook_ttl", "user.updated", bucket),
+        ),
+        ("attempts", "deliveries_by_event", "event_id = %s", ("evt_ttl",)),
+        ("type", "events", "id = %s", ("evt_ttl",)),
+    ]
+    for column, table, where, params in checks:
+        found = await rows(
+            store, f"SELECT TTL({column}) AS ttl FROM {ks}.{table} WHERE {where}", *params
+        )
+        assert len(found) == 1, table
+        assert 0 < found[0]["ttl"] <= retention, table
+
+    kept = await rows(store, f"SELECT TTL(url) AS ttl FROM {ks}.webhooks WHERE id = %s", hook.id)
+    assert kept == [{"ttl": None}]
+
+
+# ── deliveries: the log ───────────────────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+async def busy_log(store: Store) -> list[DeliveryRecord]:
+    """250 deliveries of one webhook over today and the two previous UTC days, newest
+    first, with timestamps shared by neighbours (ties are broken by delivery id)."""
+    rng = random.Random(7)
+    now = ms(datetime.now(UTC))
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    records: list[DeliveryRecord] = []
+    for i in range(250):
+        day = i % 3
+        if day == 0:
+            span = max(1, min(int((now - midnight).total_seconds() * 1000), 3_600_000))
+            created = midnight + timedelta(milliseconds=rng.randrange(span))
+        else:
+            created = (
+                midnight - timedelta(days=day) + timedelta(milliseconds=rng.randrange(86_400_000))
+            )
+        if i % 5 == 4:
+            created = records[i - 3].created_at  # same day: i - 3 ≡ i (mod 3)
+        records.append(
+            delivery(
+                "hook_busy",
+                f"evt_busy_{i:03}",
+                created,
+                status=STATUSES[i % 3 if i % 7 else (i + 1) % 3],
+                event_type=TYPES[(i // 2) % 3],
+                attempts=1,
+            )
+        )
+    for start in range(0, len(records), 50):
+        await asyncio.gather(
+            *(store.deliveries.record(r, None) for r in records[start : start + 50])
+        )
+    records.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+    assert len({r.created_at.date() for r in records}) == 3
+    assert len({r.created_at for r in records}) < len(records)  # some ties
+    return records
+
+
+async def walk(store: Store, limit: int, **filters: object) -> tuple[list[DeliveryRecord], int]:
+    out: list[DeliveryRecord] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        page = await store.deliveries.list_by_webhook(
+            "hook_busy",
+            limit=limit,
+            cursor=cursor,
+            **filters,  # type: ignore[arg-type]
+        )
+        assert len(page.deliveries) <= limit
+        out.extend(page.deliveries)
+        pages += 1
+        cursor = page.next_cursor
+        if cursor is None:
+            return out, pages
+        assert pages < 1000, "paging does not end"
+
+
+async def test_list_by_webhook_walks_every_delivery_once_newest_first(
+    store: Store, busy_log: list[DeliveryRecord]
+) -> None:
+    seen, pages = await walk(store, 40)
+    assert [r.id for r in seen] == [r.id for r in busy_log]
+    assert seen == busy_log
+    assert pages == 7  # 6 full pages and 10 rows: no empty trailing page
+
+
+@pytest.mark.parametrize("limit", [1, 7, 250, 1000])
+async def test_list_by_webhook_page_size_does_not_matter(
+    store: Store, busy_log: list[DeliveryRecord], limit: int
+) -> None:
+    seen, _ = await walk(store, limit)
+    assert [r.id for r in seen] == [r.id for r in busy_log]
+
+
+@pytest.mark.parametrize("status", STATUSES)
+async def test_list_by_webhook_filters_by_status(
+    store: Store, busy_log: list[DeliveryRecord], status: DeliveryStatus
+) -> None:
+    seen, _ = await walk(store, 40, status=status)
+    expected = [r.id for r in busy_log if r.status is status]
+    assert expected
+    assert [r.id for r in seen] == expected
+
+
+@pytest.mark.parametrize("event_type", TYPES)
+async def test_list_by_webhook_filters_by_event_type(
+    store: Store, busy_log: list[DeliveryRecord], event_type: str
+) -> None:
+    seen, _ = await walk(store, 40, event_type=event_type)
+    expected = [r.id for r in busy_log if r.event_type == event_type]
+    assert expected
+    assert [r.id for r in seen] == expected
+
+
+async def test_list_by_webhook_filters_by_status_and_event_type(
+    store: Store, busy_log: list[DeliveryRecord]
+) -> None:
+    for status in STATUSES:
+        for event_type in TYPES:
+            seen, _ = await walk(store, 9, status=status, event_type=event_type)
+            expected = [r.id for r in busy_log if r.status is status and r.event_type == event_type]
+            assert [r.id for r in seen] == expected, (status, event_type)
+
+
+async def test_list_by_webhook_respects_since_and_until(
+    store: Store, busy_log: list[DeliveryRecord]
+) -> None:
+    until = busy_log[30].created_at
+    since = busy_log[200].created_at
+    seen, _ = await walk(store, 13, since=since, until=until)
+    expected = [r.id for r in busy_log if since <= r.created_at <= until]
+    assert 150 <= len(expected) < 250
+    assert [r.id for r in seen] == expected
+
+    failed, _ = await walk(store, 13, since=since, until=until, status=DeliveryStatus.FAILED)
+    assert [r.id for r in failed] == [
+        r.id
+        for r in busy_log
+        if since <= r.created_at <= until and r.status is DeliveryStatus.FAILED
+    ]
+    empty = await store.deliveries.list_by_webhook("hook_busy", since=until, until=since, limit=5)
+    assert empty.deliveries == [] and empty.next_cursor is None
+
+
+async def test_both_filters_scan_a_bounded_number_of_rows_per_page(store: Store) -> None:
+    """2,300 deliveries of one type, 3 of them failed: each call examines at most 2,000
+    rows, so the walk takes more than one call, and still returns the 3 exactly once."""
+    now = ms(datetime.now(UTC))
+    failed_at = {5, 1500, 2250}
+    records = [
+        delivery(
+            "hook_sparse",
+            f"evt_sparse_{i:04}",
+            now - timedelta(seconds=i),
+            status=DeliveryStatus.FAILED if i in failed_at else DeliveryStatus.SUCCESS,
+        )
+        for i in range(2300)
+    ]
+    for start in range(0, len(records), 100):
+        await asyncio.gather(
+            *(store.deliveries.record(r, None) for r in records[start : start + 100])
+        )
+
+    seen: list[str] = []
+    cursor: str | None = None
+    calls = 0
+    while True:
+        page = await store.deliveries.list_by_webhook(
+            "hook_sparse",
+            status=DeliveryStatus.FAILED,
+            event_type="user.created",
+            limit=10,
+            cursor=cursor,
+        )
+        calls += 1
+        seen.extend(r.id for r in page.deliveries)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+        assert calls < 50, "paging does not end"
+    assert seen == [records[i].id for i in sorted(failed_at)]
+    assert calls >= 2
+
+
+async def test_failed_between_reads_the_failed_status_view(
+    store: Store, busy_log: list[DeliveryRecord]
+) -> None:
+    since, until = busy_log[-1].created_at, busy_log[0].created_at
+    found = await store.deliveries.failed_between("hook_busy", since, until)
+    assert [r.id for r in found] == [r.id for r in busy_log if r.status is DeliveryStatus.FAILED]
+    narrow = await store.deliveries.failed_between(
+        "hook_busy", busy_log[100].created_at, busy_log[50].created_at
+    )
+    assert {r.id for r in narrow} == {
+        r.id
+        for r in busy_log
+        if r.status is DeliveryStatus.FAILED
+        and busy_log[100].created_at <= r.created_at <= busy_log[50].created_at
+    }
+
+
+def _b64(data: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not a cursor!",
+        "",
+        _b64({}),
+        _b64([1, 2, 3]),
+        _b64({"b": "today", "t": None, "d": None}),
+        _b64({"b": 20000, "t": 1, "d": "del_x"}),  # created_at outside its bucket
+        _b64({"b": 20000, "t": 20000 * 86_400_000, "d": None}),
+        _b64({"b": 20000, "t": None, "d": None, "x": 1}),
+    ],
+)
+async def test_list_by_webhook_refuses_a_malformed_cursor(store: Store, cursor: str) -> None:
+    with pytest.raises(ValueError):
+        await store.deliveries.list_by_webhook("hook_busy", limit=10, cursor=cursor)
+
+
+async def test_list_by_webhook_refuses_a_zero_limit(store: Store) -> None:
+    with pytest.raises(ValueError):
+        await store.deliveries.list_by_webhook("hook_busy", limit=0)
+
+
+async def test_list_by_event_returns_one_delivery_per_webhook(store: Store) -> None:
+    created = ms(datetime.now(UTC))
+    records = [delivery(f"hook_fan_{n}", "evt_fan", created) for n in range(3)]
+    await asyncio.gather(*(store.deliveries.record(r, None) for r in records))
+    assert await store.deliveries.list_by_event("evt_fan") == records  # by webhook id
+    assert await store.deliveries.list_by_event("evt_nobody") == []
+    assert await store.deliveries.get("del_nobody") is None
+    assert await store.deliveries.attempts("del_nobody") == []
+
+
+# ── events and API keys ───────────────────────────────────────────────────────────────────
+
+
+async def test_event_save_and_get(store: Store) -> None:
+    received = ms(datetime.now(UTC))
+    body = b'{"id":"evt_saved","type":"user.created","data":{"n":1}}'
+    event = EventRecord("evt_saved", "user.created", "2024-05-01T10:00:00Z", body, received)
+    await store.deliveries.save_event(event)
+    await store.deliveries.save_event(event)  # idempotent
+    assert await store.deliveries.get_event("evt_saved") == event
+    assert await store.deliveries.get_event("evt_unknown") is None
+
+
+async def test_api_key_create_exists_revoke(store: Store, settings: Settings) -> None:
+    key = await store.api_keys.create("ci")
+    assert re.fullmatch(r"hsk_[A-Za-z0-9_-]{32}", key)
+    assert await store.api_keys.exists(key)
+    assert not await store.api_keys.exists(key[:-1] + ("A" if key[-1] != "A" else "B"))
+
+    stored = await rows(store, f"SELECT * FROM {settings.cassandra.keyspace}.api_keys")
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    mine = [row for row in stored if row["key_hash"] == digest]
+    assert len(mine) == 1
+    assert mine[0]["name"] == "ci" and mine[0]["prefix"] == key[:8]
+    assert all(key not in str(value) for row in stored for value in row.values())
+
+    await store.api_keys.revoke(digest)
+    assert not await store.api_keys.exists(key)
+    await store.api_keys.revoke(digest)  # idempotent
