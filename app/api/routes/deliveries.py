@@ -1,0 +1,206 @@
+"""Delivery logs and manual redelivery: by webhook, by id (with attempts), retry, recover."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from app.api.auth import AuthenticatedRoute
+from app.api.deps import (
+    DeliveryIdPath,
+    ProducerDep,
+    SettingsDep,
+    StoreDep,
+    TopicsDep,
+    WebhookDep,
+    load_webhook,
+    plausible_id,
+)
+from app.api.errors import ApiError, error_responses
+from app.api.paging import CursorQuery, LimitQuery, page_size, time_range
+from app.api.ports import StorePort
+from app.api.publish import enqueue_attempt
+from app.api.schemas import (
+    DeliveryDetail,
+    DeliveryList,
+    DeliveryPublic,
+    RecoverAccepted,
+    RecoverRequest,
+    RetryAccepted,
+)
+from app.deliveries import AttemptMessage, DeliveryStatus, Origin
+from app.errors import NotFound
+from app.store.records import DeliveryRecord, EventRecord
+
+log = logging.getLogger(__name__)
+
+webhook_router = APIRouter(
+    prefix="/v1/webhooks", tags=["deliveries"], route_class=AuthenticatedRoute
+)
+router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"], route_class=AuthenticatedRoute)
+
+RECOVER_CONCURRENCY = 32
+
+
+@webhook_router.get(
+    "/{id}/deliveries",
+    response_model=DeliveryList,
+    responses=error_responses(401, 404, 422, 503),
+    summary="List a webhook's deliveries",
+    description="Newest first. Each item has `delivered_at` once delivered and `error` once "
+    "an attempt failed, as in the delivery logs of the documentation.",
+)
+async def list_deliveries(
+    *,
+    webhook: WebhookDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    status_: Annotated[
+        DeliveryStatus | None, Query(alias="status", description="Only this status.")
+    ] = None,
+    event_type: Annotated[
+        str | None, Query(max_length=255, description="Only this event type.")
+    ] = None,
+    since: Annotated[
+        datetime | None, Query(description="RFC 3339; deliveries created at or after this.")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="RFC 3339; deliveries created at or before this.")
+    ] = None,
+    limit: LimitQuery = None,
+    cursor: CursorQuery = None,
+) -> DeliveryList:
+    start, end = time_range(since, until, settings)
+    try:
+        page = await store.deliveries.list_by_webhook(
+            webhook.id,
+            status=status_,
+            event_type=event_type,
+            since=start,
+            until=end,
+            limit=page_size(limit, settings),
+            cursor=cursor,
+        )
+    except ValueError:
+        raise ApiError(422, "malformed cursor", field="cursor") from None
+    return DeliveryList(
+        deliveries=[DeliveryPublic.of(d) for d in page.deliveries], next_cursor=page.next_cursor
+    )
+
+
+@webhook_router.post(
+    "/{id}/recover",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RecoverAccepted,
+    responses=error_responses(401, 404, 422, 503),
+    summary="Redeliver a webhook's failed deliveries",
+    description="Re-enqueues every `failed` delivery of this webhook created in "
+    "[since, until] (until defaults to now). Deliveries whose event has expired are skipped. "
+    "On 503 some may have been enqueued; repeating the request is safe.",
+)
+async def recover(
+    *,
+    webhook: WebhookDep,
+    body: RecoverRequest,
+    settings: SettingsDep,
+    store: StoreDep,
+    producer: ProducerDep,
+    topics: TopicsDep,
+) -> RecoverAccepted:
+    since, until = time_range(body.since, body.until or datetime.now(UTC), settings)
+    assert since is not None and until is not None
+    failed = [
+        d
+        for d in await store.deliveries.failed_between(webhook.id, since, until)
+        if d.status is DeliveryStatus.FAILED
+    ]
+    gate = asyncio.Semaphore(RECOVER_CONCURRENCY)
+
+    async def one(delivery: DeliveryRecord) -> bool:
+        async with gate:
+            event = await store.deliveries.get_event(delivery.event_id)
+            if event is None:
+                return False
+            await enqueue_attempt(producer, topics, _manual_attempt(delivery, event))
+            return True
+
+    results = await asyncio.gather(*(one(d) for d in failed), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        # Some attempts may be enqueued already; repeating the recover is safe (receivers
+        # dedupe by webhook-id, and a duplicate attempt is within at-least-once).
+        raise errors[0]
+    count = sum(1 for r in results if r is True)
+    if count < len(failed):
+        log.info(
+            "recover skipped %d deliveries whose event expired",
+            len(failed) - count,
+            extra={"webhook_id": webhook.id},
+        )
+    return RecoverAccepted(count=count)
+
+
+@router.get(
+    "/{id}",
+    response_model=DeliveryDetail,
+    responses=error_responses(401, 404, 422, 503),
+    summary="Get a delivery with its attempts",
+)
+async def get_delivery(delivery_id: DeliveryIdPath, store: StoreDep) -> DeliveryDetail:
+    delivery = await _load_delivery(store, delivery_id)
+    attempts = await store.deliveries.attempts(delivery.id)
+    return DeliveryDetail.build(delivery, attempts)
+
+
+@router.post(
+    "/{id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RetryAccepted,
+    responses=error_responses(401, 404, 422, 503),
+    summary="Redeliver one delivery now",
+    description="Enqueues one more attempt of the delivery (number `attempts + 1`) through "
+    "the delivery pipeline. 404 if the delivery, its webhook, or its event (kept for the "
+    "retention period) no longer exists.",
+)
+async def retry_delivery(
+    delivery_id: DeliveryIdPath, store: StoreDep, producer: ProducerDep, topics: TopicsDep
+) -> RetryAccepted:
+    delivery = await _load_delivery(store, delivery_id)
+    event = await store.deliveries.get_event(delivery.event_id)
+    if event is None:
+        raise NotFound(
+            f"the event {delivery.event_id!r} of this delivery has expired (past the "
+            "retention period); it can no longer be redelivered"
+        )
+    message = _manual_attempt(delivery, event)
+    await enqueue_attempt(producer, topics, message)
+    return RetryAccepted(
+        delivery_id=delivery.id, event_id=delivery.event_id, attempt=message.attempt
+    )
+
+
+async def _load_delivery(store: StorePort, delivery_id: str) -> DeliveryRecord:
+    """The delivery, or 404 if it is unknown or its webhook was deleted."""
+    delivery = await store.deliveries.get(delivery_id) if plausible_id(delivery_id) else None
+    if delivery is None:
+        raise NotFound(f"no delivery {delivery_id!r}")
+    await load_webhook(store, delivery.webhook_id)
+    return delivery
+
+
+def _manual_attempt(delivery: DeliveryRecord, event: EventRecord) -> AttemptMessage:
+    return AttemptMessage(
+        delivery_id=delivery.id,
+        webhook_id=delivery.webhook_id,
+        event_id=delivery.event_id,
+        event_type=delivery.event_type,
+        attempt=delivery.attempts + 1,
+        body=event.body,
+        enqueued_at_ms=int(time.time() * 1000),
+        origin=Origin.MANUAL,
+    )

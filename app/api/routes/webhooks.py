@@ -1,0 +1,189 @@
+"""/v1/webhooks: create, list, get, update, delete, read the secret, send a test event."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Response, status
+
+from app.api.auth import AuthenticatedRoute
+from app.api.deps import ProducerDep, SettingsDep, StoreDep, TopicsDep, WebhookDep
+from app.api.errors import ApiError, error_responses
+from app.api.paging import CursorQuery, LimitQuery, page_size
+from app.api.publish import enqueue_attempt, publish_deletion, publish_webhook
+from app.api.schemas import (
+    TestAccepted,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookList,
+    WebhookPublic,
+    WebhookSecret,
+    WebhookUpdate,
+)
+from app.api.validation import new_webhook, updated_webhook
+from app.deliveries import AttemptMessage, DeliveryStatus, Origin, delivery_id
+from app.events import build_event, format_timestamp
+from app.store.records import DeliveryRecord, EventRecord
+from app.webhooks import TEST_EVENT_TYPE
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=AuthenticatedRoute)
+
+TEST_MESSAGE = "This is a test event from Hookstream"
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WebhookCreated,
+    responses=error_responses(401, 422, 503),
+    summary="Create a webhook",
+    description="Registers a subscription. The response is the only read that includes the "
+    "`secret` (generated as `whsec_…` when not supplied); later, read it with "
+    "`GET /v1/webhooks/{id}/secret`.",
+)
+async def create_webhook(
+    *,
+    body: WebhookCreate,
+    settings: SettingsDep,
+    store: StoreDep,
+    producer: ProducerDep,
+    topics: TopicsDep,
+) -> WebhookCreated:
+    webhook = new_webhook(body, settings)
+    await store.webhooks.create(webhook)
+    await publish_webhook(producer, topics, webhook)
+    return WebhookCreated.of(webhook)
+
+
+@router.get(
+    "",
+    response_model=WebhookList,
+    responses=error_responses(401, 422, 503),
+    summary="List webhooks",
+    description="A page of webhooks (secrets omitted). Follow `next_cursor` until it is null.",
+)
+async def list_webhooks(
+    settings: SettingsDep,
+    store: StoreDep,
+    limit: LimitQuery = None,
+    cursor: CursorQuery = None,
+) -> WebhookList:
+    try:
+        webhooks, next_cursor = await store.webhooks.list_page(page_size(limit, settings), cursor)
+    except ValueError:
+        raise ApiError(422, "malformed cursor", field="cursor") from None
+    return WebhookList(webhooks=[WebhookPublic.of(w) for w in webhooks], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{id}",
+    response_model=WebhookPublic,
+    responses=error_responses(401, 404, 422, 503),
+    summary="Get a webhook",
+    description="The webhook without its secret (see `GET /v1/webhooks/{id}/secret`).",
+)
+async def get_webhook(webhook: WebhookDep) -> WebhookPublic:
+    return WebhookPublic.of(webhook)
+
+
+@router.get(
+    "/{id}/secret",
+    response_model=WebhookSecret,
+    responses=error_responses(401, 404, 422, 503),
+    summary="Get a webhook's signing secret",
+)
+async def get_webhook_secret(webhook: WebhookDep) -> WebhookSecret:
+    return WebhookSecret(secret=webhook.secret)
+
+
+@router.patch(
+    "/{id}",
+    response_model=WebhookPublic,
+    responses=error_responses(401, 404, 422, 503),
+    summary="Update a webhook",
+    description="Changes only the fields present. `description: null` clears the "
+    "description; `secret` rotates the signing secret (the response omits it).",
+)
+async def update_webhook(
+    *,
+    webhook: WebhookDep,
+    body: WebhookUpdate,
+    settings: SettingsDep,
+    store: StoreDep,
+    producer: ProducerDep,
+    topics: TopicsDep,
+) -> WebhookPublic:
+    updated = updated_webhook(webhook, body, settings)
+    if updated is not webhook:
+        await store.webhooks.update(updated)
+        await publish_webhook(producer, topics, updated)
+    return WebhookPublic.of(updated)
+
+
+@router.delete(
+    "/{id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(401, 404, 422, 503),
+    summary="Delete a webhook",
+    description="Deletes the subscription; it stops receiving events. Its delivery log "
+    "expires with the retention period.",
+)
+async def delete_webhook(
+    webhook: WebhookDep, store: StoreDep, producer: ProducerDep, topics: TopicsDep
+) -> Response:
+    await store.webhooks.delete(webhook.id)
+    await publish_deletion(producer, topics, webhook.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{id}/test",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TestAccepted,
+    responses=error_responses(401, 404, 422, 503),
+    summary="Send a test event",
+    description=f"Enqueues a `{TEST_EVENT_TYPE}` event for this webhook only; it is delivered, "
+    "signed and retried like any other. Follow it with `GET /v1/deliveries/{delivery_id}`.",
+)
+async def send_test_event(
+    webhook: WebhookDep, store: StoreDep, producer: ProducerDep, topics: TopicsDep
+) -> TestAccepted:
+    now = datetime.now(UTC)
+    event = build_event(
+        "evt_test_" + secrets.token_hex(12),
+        TEST_EVENT_TYPE,
+        format_timestamp(now),
+        {"webhook_id": webhook.id, "message": TEST_MESSAGE},
+    )
+    await store.deliveries.save_event(
+        EventRecord(event.id, event.type, event.created_at, event.body, received_at=now)
+    )
+    message = AttemptMessage(
+        delivery_id=delivery_id(event.id, webhook.id),
+        webhook_id=webhook.id,
+        event_id=event.id,
+        event_type=event.type,
+        attempt=1,
+        body=event.body,
+        enqueued_at_ms=int(now.timestamp() * 1000),
+        origin=Origin.TEST,
+    )
+    # Recorded before it is enqueued, so the worker's record of the attempt always wins.
+    await store.deliveries.record(
+        DeliveryRecord(
+            id=message.delivery_id,
+            webhook_id=webhook.id,
+            event_id=event.id,
+            event_type=event.type,
+            status=DeliveryStatus.PENDING,
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+            next_attempt_at=now,
+        ),
+        None,
+    )
+    await enqueue_attempt(producer, topics, message)
+    return TestAccepted(event_id=event.id, delivery_id=message.delivery_id)

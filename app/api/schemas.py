@@ -1,0 +1,322 @@
+"""⑥ The API's public shapes (what the seed documents), separate from storage records.
+
+Create / Update / Public per noun, as in full-stack-fastapi-template. Request shapes are strict
+(no type coercion, unknown fields refused); validation that needs settings (the URL policy, the
+event type catalogue, the secret format) happens in ``app.api.service`` and raises
+``InvalidWebhook`` naming the field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.deliveries import DeliveryStatus
+from app.events import format_timestamp
+from app.store.records import AttemptRecord, DeliveryRecord
+from app.webhooks import Webhook
+
+MAX_URL_LENGTH = 2048
+MAX_DESCRIPTION_LENGTH = 1000
+MAX_METADATA_KEYS = 50
+MAX_METADATA_KEY_LENGTH = 128
+MAX_METADATA_VALUE_LENGTH = 1000
+
+Timestamp = Annotated[
+    str, Field(json_schema_extra={"format": "date-time"}, examples=["2026-01-15T12:00:00Z"])
+]
+Url = Annotated[
+    str,
+    Field(
+        max_length=MAX_URL_LENGTH,
+        description="Absolute https URL (http only where the server allows it), without "
+        "user info, fragment, whitespace or a private/loopback address.",
+        examples=["https://yourapp.com/webhook"],
+    ),
+]
+Events = Annotated[
+    list[str],
+    Field(
+        min_length=1,
+        max_length=100,
+        description="Event types (see GET /v1/event-types) or wildcards such as `user.*` or `*`.",
+        examples=[["user.created", "user.updated", "project.created"]],
+    ),
+]
+Secret = Annotated[
+    str,
+    Field(
+        max_length=200,
+        description="`whsec_` + base64 of 24 to 64 bytes: generated when omitted at creation; "
+        "given in an update, it rotates the signing secret (read it back with "
+        "GET /v1/webhooks/{id}/secret).",
+        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    ),
+]
+Description = Annotated[str, Field(max_length=MAX_DESCRIPTION_LENGTH)]
+MetadataKey = Annotated[str, Field(min_length=1, max_length=MAX_METADATA_KEY_LENGTH)]
+MetadataValue = Annotated[str, Field(max_length=MAX_METADATA_VALUE_LENGTH)]
+Metadata = Annotated[
+    dict[MetadataKey, MetadataValue],
+    Field(
+        max_length=MAX_METADATA_KEYS,
+        description=f"A flat map of strings to strings, at most {MAX_METADATA_KEYS} keys.",
+    ),
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+# --- webhooks -------------------------------------------------------------------------------
+
+
+class WebhookCreate(_Request):
+    url: Url
+    events: Events
+    secret: Secret | None = None
+    active: bool = True
+    description: Description | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+def _not_null(schema: dict[str, Any]) -> None:
+    """Document an optional field as "may be omitted" but not "may be null"."""
+    branches = schema.pop("anyOf", None)
+    if branches is None:
+        return
+    rest = [b for b in branches if b.get("type") != "null"]
+    if len(rest) == 1:
+        schema.update(rest[0])
+    else:
+        schema["anyOf"] = rest
+    schema.pop("default", None)
+
+
+class WebhookUpdate(_Request):
+    """Only the fields present change. ``description: null`` clears it; ``secret`` rotates.
+    The other fields may be omitted but not null (``app.api.validation`` refuses null)."""
+
+    url: Url | None = Field(default=None, json_schema_extra=_not_null)
+    events: Events | None = Field(default=None, json_schema_extra=_not_null)
+    active: bool | None = Field(default=None, json_schema_extra=_not_null)
+    description: Description | None = None
+    metadata: Metadata | None = Field(default=None, json_schema_extra=_not_null)
+    secret: Secret | None = Field(default=None, json_schema_extra=_not_null)
+
+
+class WebhookPublic(BaseModel):
+    """A webhook as every read shows it: without its secret."""
+
+    id: str = Field(examples=["hook_123"])
+    url: str
+    events: list[str]
+    active: bool
+    created_at: Timestamp
+    updated_at: Timestamp
+    description: str | None
+    metadata: dict[str, str]
+
+    @classmethod
+    def of(cls, webhook: Webhook) -> WebhookPublic:
+        return cls.model_validate(_webhook_fields(webhook))
+
+
+class WebhookCreated(BaseModel):
+    """A webhook as the create response shows it: the seed's shape, secret included."""
+
+    id: str = Field(examples=["hook_123"])
+    url: str
+    events: list[str]
+    secret: str
+    active: bool
+    created_at: Timestamp
+    updated_at: Timestamp
+    description: str | None
+    metadata: dict[str, str]
+
+    @classmethod
+    def of(cls, webhook: Webhook) -> WebhookCreated:
+        return cls.model_validate({**_webhook_fields(webhook), "secret": webhook.secret})
+
+
+class WebhookSecret(BaseModel):
+    secret: str = Field(examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookPublic]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+def _webhook_fields(webhook: Webhook) -> dict[str, object]:
+    return {
+        "id": webhook.id,
+        "url": webhook.url,
+        "events": list(webhook.events),
+        "active": webhook.active,
+        "created_at": format_timestamp(webhook.created_at),
+        "updated_at": format_timestamp(webhook.updated_at),
+        "description": webhook.description,
+        "metadata": dict(webhook.metadata),
+    }
+
+
+# --- deliveries -----------------------------------------------------------------------------
+
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+class DeliveryPublic(BaseModel):
+    """One event to one webhook. ``delivered_at`` appears once delivered and ``error`` once an
+    attempt failed, as in the seed's examples; other keys are always present."""
+
+    id: str = Field(examples=["del_123"])
+    event_id: str = Field(examples=["evt_abc"])
+    status: DeliveryStatus
+    status_code: int | None = Field(description="HTTP status of the latest attempt.")
+    attempts: int = Field(description="Attempts made so far.")
+    delivered_at: Timestamp | None = Field(None, exclude_if=_is_none)
+    error: str | None = Field(
+        None, exclude_if=_is_none, description="Why the latest attempt failed."
+    )
+    event_type: str
+    webhook_id: str
+    created_at: Timestamp
+    next_attempt_at: Timestamp | None = Field(
+        description="When the next automatic attempt is due; null when none is scheduled."
+    )
+
+    @classmethod
+    def of(cls, record: DeliveryRecord) -> DeliveryPublic:
+        return cls.model_validate(_delivery_fields(record))
+
+
+class AttemptPublic(BaseModel):
+    number: int
+    started_at: Timestamp
+    duration_ms: int
+    outcome: str = Field(description="success, failed or refused (blocked by the SSRF guard).")
+    status_code: int | None
+    error: str | None
+    response_excerpt: str | None = Field(description="The first bytes of the response body.")
+    request_headers: dict[str, str] = Field(description="Headers sent, signatures removed.")
+
+    @classmethod
+    def of(cls, record: AttemptRecord) -> AttemptPublic:
+        return cls(
+            number=record.number,
+            started_at=format_timestamp(record.started_at),
+            duration_ms=record.duration_ms,
+            outcome=record.outcome,
+            status_code=record.status_code,
+            error=record.error,
+            response_excerpt=record.response_excerpt,
+            request_headers=dict(record.request_headers),
+        )
+
+
+class DeliveryDetail(DeliveryPublic):
+    updated_at: Timestamp
+    attempt_log: list[AttemptPublic] = Field(description="Every attempt, oldest first.")
+
+    @classmethod
+    def build(cls, record: DeliveryRecord, attempts: list[AttemptRecord]) -> DeliveryDetail:
+        log = [AttemptPublic.of(a) for a in sorted(attempts, key=lambda a: a.number)]
+        return cls.model_validate(
+            {
+                **_delivery_fields(record),
+                "updated_at": format_timestamp(record.updated_at),
+                "attempt_log": log,
+            }
+        )
+
+
+def _delivery_fields(record: DeliveryRecord) -> dict[str, object]:
+    return {
+        "id": record.id,
+        "event_id": record.event_id,
+        "status": record.status,
+        "status_code": record.status_code,
+        "attempts": record.attempts,
+        "delivered_at": _ts(record.delivered_at),
+        "error": record.error,
+        "event_type": record.event_type,
+        "webhook_id": record.webhook_id,
+        "created_at": format_timestamp(record.created_at),
+        "next_attempt_at": _ts(record.next_attempt_at),
+    }
+
+
+def _ts(moment: datetime | None) -> str | None:
+    return format_timestamp(moment) if moment is not None else None
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryPublic]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+class EventDeliveries(BaseModel):
+    event_id: str
+    deliveries: list[DeliveryPublic]
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+class TestAccepted(BaseModel):
+    event_id: str = Field(examples=["evt_test_5f2b8c0e9a1d4e7f"])
+    delivery_id: str
+
+
+class RetryAccepted(BaseModel):
+    delivery_id: str
+    event_id: str
+    attempt: int = Field(description="The number of the attempt that was enqueued.")
+
+
+class RecoverRequest(_Request):
+    # FastAPI validates the decoded JSON as Python data, where strict mode would refuse an
+    # RFC 3339 string for a datetime.
+    model_config = ConfigDict(strict=False, extra="forbid")
+
+    since: datetime = Field(description="RFC 3339; deliveries created at or after this time.")
+    until: datetime | None = Field(
+        None, description="RFC 3339; deliveries created at or before this time (default: now)."
+    )
+
+
+class RecoverAccepted(BaseModel):
+    count: int = Field(description="Failed deliveries re-enqueued.")
+
+
+# --- catalogue and health -------------------------------------------------------------------
+
+
+class EventType(BaseModel):
+    type: str = Field(examples=["user.created"])
+    description: str
+
+
+class EventTypeList(BaseModel):
+    event_types: list[EventType]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    kafka: str = Field(description="`ok` or why Kafka did not answer.")
+    cassandra: str = Field(description="`ok` or why Cassandra did not answer.")
