@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SEED_EVENT_TYPES = (
@@ -48,6 +48,14 @@ def format_duration(delay: timedelta) -> str:
         if ms and ms % size == 0:
             return f"{ms // size}{unit}"
     return f"{ms}ms"
+
+
+def _duration(value: object) -> object:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+# A timedelta that also reads "30s", "5m", "2h" or a bare number of seconds from the env.
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 def _split_csv(value: object) -> object:
@@ -84,16 +92,11 @@ class CassandraSettings(_Group):
     keyspace: str = Field("hookstream", pattern=r"^[a-z][a-z0-9_]{0,47}$", description="Keyspace.")
     local_dc: str = Field("datacenter1", description="Local data centre for load balancing.")
     replication_factor: int = Field(1, ge=1, description="Keyspace replication factor.")
-    retention: timedelta = Field(
+    retention: Duration = Field(
         timedelta(days=30), description="TTL of every delivery, attempt and event row."
     )
 
     _split_hosts = field_validator("hosts", mode="before")(_split_csv)
-
-    @field_validator("retention", mode="before")
-    @classmethod
-    def _retention(cls, value: object) -> object:
-        return parse_duration(value) if isinstance(value, str) else value
 
 
 class DeliverySettings(_Group):
@@ -109,7 +112,7 @@ class DeliverySettings(_Group):
     response_excerpt_bytes: int = Field(
         1024, ge=0, description="Response body bytes kept in the attempt log."
     )
-    max_retry_after: timedelta = Field(
+    max_retry_after: Duration = Field(
         timedelta(hours=6), description="Upper clamp for a receiver's Retry-After."
     )
     event_max_bytes: int = Field(262144, ge=1024, description="Largest accepted event (bytes).")
@@ -126,14 +129,9 @@ class ApiSettings(_Group):
 
 class WorkerSettings(_Group):
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus port (0: off).")
-    webhook_reload_interval: timedelta = Field(
+    webhook_reload_interval: Duration = Field(
         timedelta(seconds=30), description="How often workers reload all webhooks from Cassandra."
     )
-
-    @field_validator("webhook_reload_interval", mode="before")
-    @classmethod
-    def _interval(cls, value: object) -> object:
-        return parse_duration(value) if isinstance(value, str) else value
 
 
 class SchedulerSettings(_Group):

@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -94,8 +95,11 @@ class Receiver:
             seen = len(self.at(request.path))
             status = statuses[min(seen, len(statuses)) - 1]
             response = web.Response(status=status, text="ok" if status < 300 else "nope")
-            await response.prepare(request)
-            await response.write_eof()
+            try:
+                await response.prepare(request)
+                await response.write_eof()
+            except ConnectionError:
+                return response  # the sender is gone (killed mid-request): not answered
             self.answered.append(received)  # the response reached the socket
             return response
 
@@ -113,34 +117,34 @@ class Receiver:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a child process build exactly these settings."""
-    k, c = settings.kafka, settings.cassandra
-    return {
-        "HOOKSTREAM_KAFKA__BOOTSTRAP_SERVERS": k.bootstrap_servers,
-        "HOOKSTREAM_KAFKA__TOPIC_PREFIX": k.topic_prefix,
-        "HOOKSTREAM_KAFKA__EVENTS_TOPIC": k.events_topic,
-        "HOOKSTREAM_KAFKA__PARTITIONS": str(k.partitions),
-        "HOOKSTREAM_KAFKA__CONSUMER_GROUP": k.consumer_group,
-        "HOOKSTREAM_KAFKA__SCHEDULER_GROUP": k.scheduler_group,
-        "HOOKSTREAM_CASSANDRA__HOSTS": ",".join(c.hosts),
-        "HOOKSTREAM_CASSANDRA__PORT": str(c.port),
-        "HOOKSTREAM_CASSANDRA__KEYSPACE": c.keyspace,
-        "HOOKSTREAM_RETRY_SCHEDULE": ",".join(format_duration(d) for d in settings.retry_schedule),
-        "HOOKSTREAM_ALLOWED_NETWORKS": ",".join(str(n) for n in settings.allowed_networks),
-        "HOOKSTREAM_API_KEYS": ",".join(s.get_secret_value() for s in settings.api_keys),
-        "HOOKSTREAM_API__HOST": settings.api.host,
-        "HOOKSTREAM_API__PORT": str(settings.api.port),
-        "HOOKSTREAM_API__ALLOW_HTTP": str(settings.api.allow_http).lower(),
-        "HOOKSTREAM_WORKER__METRICS_PORT": str(settings.worker.metrics_port),
-        "HOOKSTREAM_WORKER__WEBHOOK_RELOAD_INTERVAL": format_duration(
-            settings.worker.webhook_reload_interval
-        ),
-        "HOOKSTREAM_SCHEDULER__METRICS_PORT": str(settings.scheduler.metrics_port),
-        "HOOKSTREAM_DELIVERY__ATTEMPT_TIMEOUT": str(settings.delivery.attempt_timeout),
-        "HOOKSTREAM_DELIVERY__CONCURRENCY": str(settings.delivery.concurrency),
-        "HOOKSTREAM_LOG__FORMAT": "json",
-        "HOOKSTREAM_LOG__LEVEL": settings.log.level,
-    }
+    """The environment that makes a child process build exactly these settings: every field,
+    nested groups joined with ``__``, values in the spelling the settings parse."""
+    from pydantic import BaseModel, SecretStr
+
+    def text(value: Any) -> str:
+        if isinstance(value, timedelta):
+            return format_duration(value) if value else "0"
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, tuple | list):
+            return ",".join(text(v) for v in value)
+        return str(value)
+
+    env: dict[str, str] = {}
+
+    def walk(model: BaseModel, prefix: str) -> None:
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            if isinstance(value, BaseModel):
+                walk(value, f"{prefix}{name.upper()}__")
+            else:
+                env[f"{prefix}{name.upper()}"] = text(value)
+
+    walk(settings, "HOOKSTREAM_")
+    env["HOOKSTREAM_LOG__FORMAT"] = "json"
+    return env
 
 
 class Role:

@@ -1,0 +1,182 @@
+"""At-least-once under crashes, drains and rebalances, with real worker processes.
+
+A gated receiver holds every request open until the test releases it, so "in flight" is
+exact: the worker has sent the request and not yet recorded an answer or acked the offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from app.deliveries import DeliveryStatus, delivery_id
+from app.settings import Settings
+from app.store import Store
+from tests.support import (
+    Receiver,
+    Role,
+    event,
+    eventually,
+    pipeline_settings,
+    prepare,
+    produce_events,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+
+@dataclass
+class Rig:
+    settings: Settings
+    receiver: Receiver
+    store: Store
+    webhook_id: str
+
+    def worker(self) -> Role:
+        return Role("worker", self.settings).start()
+
+    async def all_recorded_success(self, events: list[dict[str, Any]]) -> bool:
+        records = await asyncio.gather(
+            *(self.store.deliveries.get(delivery_id(e["id"], self.webhook_id)) for e in events)
+        )
+        return all(r is not None and r.status is DeliveryStatus.SUCCESS for r in records)
+
+    def arrivals(self) -> Counter[str]:
+        return Counter(r.headers["webhook-id"] for r in self.receiver.requests)
+
+    def answered(self) -> set[str]:
+        return {r.headers["webhook-id"] for r in self.receiver.answered}
+
+
+@pytest.fixture
+async def rig(stack_settings: Settings) -> AsyncIterator[Rig]:
+    from datetime import UTC, datetime
+
+    from app.webhooks import Webhook, generate_secret
+
+    settings = pipeline_settings(
+        stack_settings,
+        uuid.uuid4().hex[:10],
+        # Held requests must stay in flight: a long deadline, room for all of them at once.
+        delivery={"concurrency": 1500, "per_webhook_concurrency": 1500, "attempt_timeout": 120},
+    )
+    prepare(settings)
+    receiver = Receiver()
+    receiver.gates["/gated"] = asyncio.Event()
+    await receiver.start()
+    store = await Store.connect(settings)
+    now = datetime.now(UTC)
+    webhook = Webhook(
+        id="hook_" + uuid.uuid4().hex[:12],
+        url=receiver.url("/gated"),
+        events=("user.created",),
+        secret=generate_secret(),
+        active=True,
+        created_at=now,
+        updated_at=now,
+    )
+    await store.webhooks.create(webhook)  # workers load it from Cassandra at start
+    try:
+        yield Rig(settings, receiver, store, webhook.id)
+    finally:
+        receiver.gates["/gated"].set()
+        await receiver.stop()
+        await store.close()
+
+
+async def test_sigkill_with_a_thousand_in_flight_loses_nothing(rig: Rig) -> None:
+    events = [event() for _ in range(1200)]
+    produce_events(rig.settings, events)
+    first = rig.worker()
+    try:
+        await eventually(
+            lambda: len(rig.receiver.requests) >= 1000,
+            timeout=120,
+            what="1000 requests held open at the receiver",
+        )
+        in_flight = len(rig.receiver.requests)
+        first.signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        first.stop()
+    rig.receiver.gates["/gated"].set()  # receivers answer from now on
+
+    second = rig.worker()
+    try:
+        await eventually(
+            lambda: rig.answered() >= {e["id"] for e in events},
+            timeout=180,
+            what="every event answered after the restart",
+        )
+        await eventually(
+            lambda: rig.all_recorded_success(events), timeout=60, what="every delivery recorded"
+        )
+    finally:
+        second.stop()
+    arrivals = rig.arrivals()
+    duplicates = sum(n - 1 for n in arrivals.values())
+    assert set(arrivals) == {e["id"] for e in events}
+    # Only work in flight at the kill may be sent twice.
+    assert duplicates <= in_flight
+
+
+async def test_sigterm_drains_in_flight_work_and_commits_it(rig: Rig) -> None:
+    events = [event() for _ in range(300)]
+    produce_events(rig.settings, events)
+    first = rig.worker()
+    await eventually(
+        lambda: len(rig.receiver.requests) >= 300, timeout=120, what="300 requests in flight"
+    )
+    first.signal(signal.SIGTERM)
+    rig.receiver.gates["/gated"].set()  # let the drain finish the in-flight attempts
+    assert first.wait(60) == 0, first.log()[-3000:]
+    assert rig.answered() == {e["id"] for e in events}
+    await eventually(lambda: rig.all_recorded_success(events), timeout=30, what="records")
+
+    # A successor starts from the committed offsets: nothing is sent twice.
+    marker = event()
+    produce_events(rig.settings, [marker])
+    second = rig.worker()
+    try:
+        await eventually(
+            lambda: marker["id"] in rig.answered(), timeout=90, what="the successor to run"
+        )
+    finally:
+        second.stop()
+    arrivals = rig.arrivals()
+    assert max(arrivals.values()) == 1, [k for k, n in arrivals.items() if n > 1][:5]
+
+
+async def test_two_workers_share_partitions_and_a_rebalance_loses_nothing(rig: Rig) -> None:
+    rig.receiver.gates["/gated"].set()
+    batches = [[event() for _ in range(200)] for _ in range(3)]
+    a = rig.worker()
+    b: Role | None = None
+    try:
+        produce_events(rig.settings, batches[0])
+        await eventually(lambda: len(rig.answered()) >= 50, timeout=90, what="worker A delivering")
+        b = rig.worker()  # joins the group: partitions are split
+        produce_events(rig.settings, batches[1])
+        await eventually(
+            lambda: len(rig.answered()) >= 300, timeout=90, what="deliveries during the join"
+        )
+        assert a.stop() == 0  # leaves the group: B takes every partition
+        produce_events(rig.settings, batches[2])
+        everything = [e for batch in batches for e in batch]
+        await eventually(
+            lambda: rig.answered() >= {e["id"] for e in everything},
+            timeout=120,
+            what="all 600 events delivered across the rebalances",
+        )
+        await eventually(lambda: rig.all_recorded_success(everything), timeout=60, what="records")
+    finally:
+        a.stop()
+        if b is not None:
+            b.stop()
