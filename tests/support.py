@@ -180,8 +180,39 @@ class Role:
         os.killpg(self.proc.pid, sig)
 
     def wait(self, timeout: float) -> int:
+        """The exit code; fails with the tail of the role's log if it does not exit in time."""
         assert self.proc is not None
-        return self.proc.wait(timeout)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"{self.role} still running after {timeout}s; log tail:\n{self.log()[-4000:]}"
+            ) from None
+
+    async def exited(self, timeout: float) -> int:
+        """Await the exit without blocking the event loop (receivers in it keep answering)."""
+        assert self.proc is not None
+        proc = self.proc
+        try:
+            await eventually(
+                lambda: proc.poll() is not None, timeout=timeout, what=f"{self.role} to exit"
+            )
+        except AssertionError:
+            raise AssertionError(
+                f"{self.role} still running after {timeout}s; log tail:\n{self.log()[-4000:]}"
+            ) from None
+        return proc.returncode
+
+    async def astop(self, timeout: float = 30) -> int | None:
+        """SIGTERM, then await the exit (SIGKILL after ``timeout``) without blocking the loop."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.signal(signal.SIGTERM)
+        try:
+            return await self.exited(timeout)
+        except AssertionError:
+            self.signal(signal.SIGKILL)
+            return self.proc.wait(10)
 
     def stop(self, timeout: float = 30) -> int | None:
         if self.proc is None or self.proc.poll() is not None:

@@ -63,7 +63,7 @@ async def consume(
             await manual.ack(done)
         gauge.set(acks.in_flight)
 
-    async for event in manual.events():
+    async def admit(event: Any) -> None:
         await slots.acquire()
         message = event.message
         timestamp = getattr(message, "timestamp", None)
@@ -80,3 +80,15 @@ async def consume(
         task = asyncio.create_task(run(event, received, ticket))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+
+    try:
+        async for event in manual.events():
+            await admit(event)
+    except asyncio.CancelledError:
+        # The agent is stopping (shutdown or rebalance): finish what was started, so its
+        # acks happen and Faust's drain (stream_wait_empty) sees them. The tasks stay
+        # referenced by ``tasks`` even if this wait is cancelled again.
+        if tasks:
+            log.info("%s: draining %d in-flight messages", name, len(tasks))
+            await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
+        raise

@@ -75,7 +75,7 @@ async def pipeline(stack_settings: Settings) -> AsyncIterator[Pipeline]:
     finally:
         await api.aclose()
         for role in roles:
-            role.stop()
+            await role.astop()
         await receiver.stop()
 
 

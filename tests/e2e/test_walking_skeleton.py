@@ -49,7 +49,7 @@ async def pipeline(stack_settings: Settings) -> AsyncIterator[tuple[Settings, Re
         yield settings, receiver
     finally:
         for role in roles:
-            role.stop()
+            await role.astop()
         await receiver.stop()
 
 
