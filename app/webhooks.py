@@ -59,7 +59,7 @@ def validate_secret(secret: str) -> str:
 
 def is_event_pattern(text: str) -> bool:
     """An exact dotted type (``user.created``) or a wildcard (``user.*``, ``*``)."""
-    return bool(_EVENT_PATTERN.match(text) or _WILDCARD_PATTERN.match(text))
+    return bool(_EVENT_PATTERN.fullmatch(text) or _WILDCARD_PATTERN.fullmatch(text))
 
 
 def validate_events(events: list[str], catalogue: tuple[str, ...]) -> list[str]:
