@@ -27,17 +27,8 @@ DEAD_LETTERS = Counter(
     "hookstream_dead_letters_total", "Messages sent to the dead topic.", ["reason"]
 )
 WEBHOOKS_KNOWN = Gauge("hookstream_webhooks_known", "Webhooks in this worker's index.")
-RETRIES_HELD = Gauge(
-    "hookstream_retries_held", "Retry messages the scheduler holds until due.", ["topic"]
-)
-RETRIES_FORWARDED = Counter(
-    "hookstream_retries_forwarded_total", "Retry messages forwarded to redeliver.", ["topic"]
-)
-RETRY_LATENESS = Histogram(
-    "hookstream_retry_lateness_seconds",
-    "Forward time minus due time of each retry.",
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
-)
+# The scheduler's metrics are read from its own counters at scrape time:
+# app.scheduler.role.SchedulerCollector.
 
 
 def serve(port: int) -> None:

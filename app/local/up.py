@@ -14,6 +14,7 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -104,6 +105,14 @@ def run_up(settings: Settings, *, receiver_port: int, publish_samples: bool) -> 
     log_dir.mkdir(parents=True, exist_ok=True)
     children = Children(log_dir)
     interrupted = False
+    _refuse_busy_ports(
+        {
+            "API": (settings.api.host, settings.api.port),
+            "demo receiver": ("127.0.0.1", receiver_port),
+        }
+    )
+    # A stack that was already running (``hookstream stack up``) is left running at the end.
+    started_stack = not stack.is_ready()
     try:
         stack.up(_say)
         _migrate(settings)
@@ -167,9 +176,22 @@ def run_up(settings: Settings, *, receiver_port: int, publish_samples: bool) -> 
         _say("Ctrl-C: stopping")
     finally:
         children.stop()
-        stack.down(progress=_say)
+        if started_stack:
+            stack.down(progress=_say)
         if interrupted:
             _say("stopped cleanly")
+
+
+def _refuse_busy_ports(ports: dict[str, tuple[str, int]]) -> None:
+    for what, (host, port) in ports.items():
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex((host, port)) == 0:
+                raise HookstreamError(
+                    f"port {port} ({what}) is already in use: is `hookstream up` already "
+                    "running? Stop it with Ctrl-C, or choose other ports "
+                    "(HOOKSTREAM_API__PORT, --receiver-port)."
+                )
 
 
 def _wait_api(client: httpx.Client, children: Children, timeout: float = 90) -> None:

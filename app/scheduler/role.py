@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
+
+from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from app.scheduler.forwarder import Scheduler
 from app.settings import Settings
@@ -26,8 +30,37 @@ def main(settings: Settings) -> None:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    scheduler = Scheduler(settings)
+    REGISTRY.register(SchedulerCollector(scheduler))
     try:
-        Scheduler(settings).run(stop)
+        scheduler.run(stop)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class SchedulerCollector(Collector):
+    """Reads the scheduler's own counters at scrape time (no bookkeeping on the hot loop)."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        held = GaugeMetricFamily(
+            "hookstream_retries_held", "Retry messages held until due, per retry topic.",
+            labels=["topic"],
+        )  # fmt: skip
+        for topic, count in dict(self._scheduler.held).items():
+            held.add_metric([topic], count)
+        yield held
+        yield CounterMetricFamily(
+            "hookstream_retries_forwarded",
+            "Retry messages forwarded to the redeliver topic and acknowledged.",
+            value=self._scheduler.forwarded_total,
+        )
+        lateness = self._scheduler.last_lateness_ms
+        yield GaugeMetricFamily(
+            "hookstream_retry_last_lateness_seconds",
+            "Forward time minus due time of the latest forwarded retry.",
+            value=(lateness or 0.0) / 1000,
+        )

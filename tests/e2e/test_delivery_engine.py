@@ -205,3 +205,61 @@ async def test_pausing_and_deleting_a_webhook_take_effect(pipeline: Pipeline) ->
     assert pipeline.receiver.at("/paused") == []
     assert pipeline.receiver.at("/deleted") == []
     assert marker["id"]
+
+
+async def test_test_endpoint_and_manual_retry_go_through_the_pipeline(pipeline: Pipeline) -> None:
+    webhook = await pipeline.webhook("/manual", ["user.updated"])
+    response = await pipeline.api.post(f"/v1/webhooks/{webhook['id']}/test")
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+
+    [first] = await eventually(
+        lambda: pipeline.receiver.at("/manual"), timeout=30, what="the test event"
+    )
+    assert first.headers["X-Webhook-Event"] == "webhook.test"
+    assert first.headers["webhook-id"] == accepted["event_id"]
+    assert first.headers["X-Webhook-Id"] == accepted["delivery_id"]
+
+    async def logged(attempts: int) -> dict[str, Any] | None:
+        detail = await pipeline.api.get(f"/v1/deliveries/{accepted['delivery_id']}")
+        body: dict[str, Any] = detail.json()
+        return body if body.get("attempts") == attempts and body["status"] == "success" else None
+
+    await eventually(lambda: logged(1), timeout=20, what="the test delivery logged")
+    response = await pipeline.api.post(f"/v1/deliveries/{accepted['delivery_id']}/retry")
+    assert response.status_code == 202, response.text
+    await eventually(
+        lambda: len(pipeline.receiver.at("/manual")) == 2, timeout=30, what="the redelivery"
+    )
+    second = pipeline.receiver.at("/manual")[1]
+    assert second.body == first.body  # the same event bytes
+    assert second.headers["X-Webhook-Attempt"] == "2"
+    detail = await eventually(lambda: logged(2), timeout=20, what="the second attempt logged")
+    assert [a["number"] for a in detail["attempt_log"]] == [1, 2]
+
+
+async def test_a_key_from_apikey_create_opens_the_api(pipeline: Pipeline) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.support import settings_env
+
+    created = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "app.cli", "apikey", "create", "--name", "e2e"],
+        env={**os.environ, **settings_env(pipeline.settings)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    key = created.stdout.strip()
+    assert key.startswith("hsk_")
+    async with httpx.AsyncClient(
+        base_url=str(pipeline.api.base_url), trust_env=False, timeout=10
+    ) as client:
+        ok = await client.get("/v1/webhooks", headers={"Authorization": f"Bearer {key}"})
+        wrong = await client.get("/v1/webhooks", headers={"Authorization": f"Bearer {key}x"})
+    assert ok.status_code == 200, ok.text
+    assert wrong.status_code == 401

@@ -41,6 +41,9 @@ async def test_metrics_count_real_deliveries_and_logs_keep_secrets_out(
     settings = pipeline_settings(
         stack_settings, uuid.uuid4().hex[:10], worker={"metrics_port": free_port()}
     )
+    settings = settings.model_copy(
+        update={"scheduler": settings.scheduler.model_copy(update={"metrics_port": free_port()})}
+    )
     prepare(settings)
     receiver = Receiver()
     receiver.script["/fails"] = [500]
@@ -84,6 +87,11 @@ async def test_metrics_count_real_deliveries_and_logs_keep_secrets_out(
         assert found[("hookstream_webhooks_known", ())] == 2
         assert found[("hookstream_event_to_first_attempt_seconds_count", ())] == 4
         assert found[("hookstream_events_total", (("result", "matched"),))] == 4
+
+        async with httpx.AsyncClient(trust_env=False) as client:
+            port = settings.scheduler.metrics_port
+            scheduler = samples((await client.get(f"http://127.0.0.1:{port}/metrics")).text)
+        assert scheduler[("hookstream_retries_forwarded_total", ())] == 4
 
         api_metrics = samples((await api.get("/metrics")).text)
         created = (
