@@ -1,0 +1,62 @@
+"""The local stack on the bench's own ports (Kafka 39092, controller 39093, Cassandra 39042,
+storage 37000), apart from the test suite's (19092/19042) and the dev stack's (9092/9042).
+
+Reused when it already answers; started otherwise, and then stopped at the end of the run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.localstack import LocalStack
+from app.settings import CassandraSettings, KafkaSettings, Settings, StackSettings
+
+KAFKA_PORT = int(os.environ.get("BENCH_KAFKA_PORT", "39092"))
+CONTROLLER_PORT = int(os.environ.get("BENCH_KAFKA_CONTROLLER_PORT", "39093"))
+CASSANDRA_PORT = int(os.environ.get("BENCH_CASSANDRA_PORT", "39042"))
+STORAGE_PORT = int(os.environ.get("BENCH_CASSANDRA_STORAGE_PORT", "37000"))
+
+
+def bench_settings() -> Settings:
+    base = Settings()
+    return base.model_copy(
+        update={
+            "kafka": KafkaSettings(
+                **{**base.kafka.model_dump(), "bootstrap_servers": f"127.0.0.1:{KAFKA_PORT}"}
+            ),
+            "cassandra": CassandraSettings(
+                **{**base.cassandra.model_dump(), "hosts": ["127.0.0.1"], "port": CASSANDRA_PORT}
+            ),
+            "stack": StackSettings(
+                **{
+                    **base.stack.model_dump(),
+                    "kafka_controller_port": CONTROLLER_PORT,
+                    "cassandra_storage_port": STORAGE_PORT,
+                }
+            ),
+        }
+    )
+
+
+@dataclass
+class BenchStack:
+    settings: Settings
+    started_here: bool = False
+
+    @classmethod
+    def up(cls, say: Callable[[str], None] = print) -> BenchStack:
+        settings = bench_settings()
+        stack = LocalStack(settings)
+        if stack.is_ready():
+            say(f"reusing the local stack on {settings.kafka.bootstrap_servers}")
+            return cls(settings, started_here=False)
+        say(f"starting the local stack on {settings.kafka.bootstrap_servers} (about a minute)")
+        stack.up(say)
+        return cls(settings, started_here=True)
+
+    def down(self, say: Callable[[str], None] = print) -> None:
+        if self.started_here:
+            say("stopping the local stack the bench started")
+            LocalStack(self.settings).down(progress=say)
