@@ -16,6 +16,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from app.errors import HandOffError
+from app.inbox import inbox
 from app.settings import Settings
 from app.topics import Topics
 
@@ -91,11 +92,11 @@ class AsyncProducer:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 
+        box = inbox(loop)
+
         def report(err: KafkaError | None, _msg: object) -> None:
-            if err is None:
-                loop.call_soon_threadsafe(_settle, done, None)
-            else:
-                loop.call_soon_threadsafe(_settle, done, HandOffError(f"kafka: {err.str()}"))
+            error = None if err is None else HandOffError(f"kafka: {err.str()}")
+            box.put(lambda: _settle(done, error))
 
         while True:
             try:

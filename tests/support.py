@@ -74,6 +74,7 @@ class Receiver:
     gates: dict[str, asyncio.Event] = field(default_factory=dict)
     answered: list[Received] = field(default_factory=list)
     _runner: web.AppRunner | None = None
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -87,7 +88,7 @@ class Receiver:
             self.requests.append(Received(request.path, dict(request.headers), body, time.time()))
             received = self.requests[-1]
             if request.path in self.hang:
-                await asyncio.sleep(3600)
+                await self._released.wait()  # until stop(): never answers
             gate = self.gates.get(request.path)
             if gate is not None:
                 await gate.wait()
@@ -105,13 +106,16 @@ class Receiver:
 
         app = web.Application()
         app.router.add_route("POST", "/{tail:.*}", handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port or free_port())
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
+        self._released.set()
+        for gate in self.gates.values():
+            gate.set()
         if self._runner is not None:
             await self._runner.cleanup()
 

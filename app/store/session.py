@@ -19,7 +19,6 @@ like writes, so a read after an acknowledged write sees it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -50,6 +49,7 @@ from cassandra.query import (
     dict_factory,
 )
 
+from app.inbox import inbox
 from app.settings import Settings
 from app.store.errors import StoreUnavailable
 
@@ -194,9 +194,21 @@ def _resolve(
         else:
             future.set_result(page)  # type: ignore[arg-type]
 
-    # RuntimeError: the loop is closed (shut down), so nobody is waiting any more.
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(settle)
+    inbox(loop).put(settle)  # one loop wake-up per burst of results
+
+
+# Requests in flight per session. Beyond the driver's per-connection limit it answers
+# "ConnectionBusy ... overloaded" (seen with 256 KB events): waiting here is back-pressure,
+# not an outage.
+MAX_IN_FLIGHT = 512
+
+
+def _slots(session: CassandraSession) -> asyncio.Semaphore:
+    slots: asyncio.Semaphore | None = getattr(session, "_hookstream_slots", None)
+    if slots is None:
+        slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        session._hookstream_slots = slots  # type: ignore[attr-defined]
+    return slots
 
 
 async def aexecute(
@@ -215,9 +227,10 @@ async def aexecute(
     tries = 0
     while True:
         try:
-            return await submit(
-                session, statement, params, paging_state=paging_state, fetch_size=fetch_size
-            )
+            async with _slots(session):
+                return await submit(
+                    session, statement, params, paging_state=paging_state, fetch_size=fetch_size
+                )
         except OperationTimedOut as exc:
             if statement.is_idempotent and tries < CLIENT_RETRIES:
                 tries += 1

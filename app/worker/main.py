@@ -11,6 +11,7 @@ import tempfile
 from typing import Any
 
 import faust
+import uvloop
 
 from app import metrics
 from app.delivery import AiohttpSender
@@ -124,6 +125,8 @@ def build_app(settings: Settings) -> faust.App:
 
 def main(settings: Settings) -> None:
     metrics.serve(settings.worker.metrics_port)
+    # uvloop: raw aiohttp measured 1.4-1.8x faster on it than on asyncio's loop (BENCHMARKS.md).
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     app = build_app(settings)
     worker = faust.Worker(app, loglevel=settings.log.level, quiet=True, override_logging=False)
     worker.execute_from_commandline()

@@ -119,6 +119,6 @@ async def test_metrics_count_real_deliveries_and_logs_keep_secrets_out(
         for line in roles[1].log().splitlines()
         if line.startswith("{") and '"logger":"app.worker.deliver"' in line
     ]
-    assert len(delivery_lines) >= 8  # 3 delivered, 4 retries scheduled, 1 failed
+    assert len(delivery_lines) >= 5  # 4 retries scheduled, 1 failed (successes log at DEBUG)
     for line in delivery_lines:
         assert {"event_id", "webhook_id", "delivery_id", "attempt"} <= set(line), line
