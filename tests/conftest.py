@@ -17,8 +17,6 @@ TEST_ENV = {
 }
 for _name, _value in TEST_ENV.items():
     os.environ.setdefault(_name, _value)
-# TEMPORARY while several engineers share one machine: leave the test stack running.
-os.environ.setdefault("HOOKSTREAM_TEST_KEEP_STACK", "1")
 
 
 @pytest.fixture(scope="session")

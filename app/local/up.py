@@ -113,6 +113,7 @@ def run_up(settings: Settings, *, receiver_port: int, publish_samples: bool) -> 
     )
     # A stack that was already running (``hookstream stack up``) is left running at the end.
     started_stack = not stack.is_ready()
+    _stop_on_signals()
     try:
         stack.up(_say)
         _migrate(settings)
@@ -175,11 +176,25 @@ def run_up(settings: Settings, *, receiver_port: int, publish_samples: bool) -> 
         print(file=sys.stderr)
         _say("Ctrl-C: stopping")
     finally:
+        # A second Ctrl-C must not cut the clean stop short (each step has its own deadline).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         children.stop()
         if started_stack:
             stack.down(progress=_say)
         if interrupted:
             _say("stopped cleanly")
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both end ``up`` through its clean stop. SIGINT is restored to
+    Python's handler too: a shell that starts ``up`` in the background leaves it ignored."""
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _refuse_busy_ports(ports: dict[str, tuple[str, int]]) -> None:
