@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from app.errors import HandOffError
+from app.errors import HandOffError, HookstreamError
 from app.inbox import inbox
 from app.settings import Settings
 from app.topics import Topics
@@ -61,6 +62,28 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
     return created
+
+
+def wait_for_topics(settings: Settings, names: list[str], timeout: float = 60.0) -> None:
+    """Block until the broker's metadata lists every topic in ``names`` with partitions.
+
+    A consumer group that joins before the broker publishes a just-created topic is assigned
+    nothing and stays idle until its next metadata refresh (minutes). So roles wait here, at
+    start-up, for what ``migrate`` created. Raises HookstreamError naming the missing topics.
+    """
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    deadline = time.monotonic() + timeout
+    missing = set(names)
+    while True:
+        topics = admin.list_topics(timeout=10).topics
+        missing = {n for n in names if n not in topics or not topics[n].partitions}
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise HookstreamError(
+                f"Kafka topics missing: {', '.join(sorted(missing))} — run `hookstream migrate`"
+            )
+        time.sleep(0.5)
 
 
 class AsyncProducer:

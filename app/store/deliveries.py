@@ -133,6 +133,7 @@ class DeliveryRepository:
         self._select_event = p(
             f"SELECT id, type, created_at, body, received_at FROM {ks}.{schema.EVENTS} WHERE id = ?"
         )
+        self._event_exists = p(f"SELECT id FROM {ks}.{schema.EVENTS} WHERE id = ?")
 
         def log(table: str, partition: str) -> _Log:
             head = f"SELECT delivery_id, {_STATE} FROM {table} WHERE {partition} AND bucket = ?"
@@ -218,6 +219,12 @@ class DeliveryRepository:
         length). LOCAL_QUORUM."""
         rows = await all_pages(self._session, self._select_attempts, (delivery_id,))
         return [attempt_record(row) for row in rows]
+
+    async def event_exists(self, event_id: str) -> bool:
+        """Whether the event was saved (and has not expired): the match step's dedupe check.
+        Reads the key only, never the payload (up to 256 KB). LOCAL_QUORUM."""
+        page = await aexecute(self._session, self._event_exists, (event_id,))
+        return bool(page.rows)
 
     async def get_event(self, event_id: str) -> EventRecord | None:
         """The stored event, or None (never saved, or expired). LOCAL_QUORUM."""

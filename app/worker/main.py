@@ -15,7 +15,7 @@ import uvloop
 
 from app import metrics
 from app.delivery import AiohttpSender
-from app.kafka import AsyncProducer
+from app.kafka import AsyncProducer, wait_for_topics
 from app.matching import WebhookIndex
 from app.settings import Settings
 from app.store import Store
@@ -124,6 +124,8 @@ def build_app(settings: Settings) -> faust.App:
 
 
 def main(settings: Settings) -> None:
+    topics = Topics.from_settings(settings)
+    wait_for_topics(settings, [topics.events, topics.webhooks, topics.deliveries, topics.redeliver])
     metrics.serve(settings.worker.metrics_port)
     # uvloop: raw aiohttp measured 1.4-1.8x faster on it than on asyncio's loop (BENCHMARKS.md).
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

@@ -40,7 +40,7 @@ async def match_event(ctx: WorkerContext, where: Received) -> int:
     if not webhooks:
         metrics.EVENTS.labels("unmatched").inc()
         return 0
-    if await ctx.store.deliveries.get_event(event.id) is not None:
+    if await ctx.store.deliveries.event_exists(event.id):
         log.info("event already matched; skipped", extra={"event_id": event.id})
         metrics.EVENTS.labels("duplicate").inc()
         return 0

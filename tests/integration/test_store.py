@@ -543,6 +543,8 @@ async def test_event_save_and_get(store: Store) -> None:
     await store.deliveries.save_event(event)  # idempotent
     assert await store.deliveries.get_event("evt_saved") == event
     assert await store.deliveries.get_event("evt_unknown") is None
+    assert await store.deliveries.event_exists("evt_saved")
+    assert not await store.deliveries.event_exists("evt_unknown")
 
 
 async def test_api_key_create_exists_revoke(store: Store, settings: Settings) -> None:
