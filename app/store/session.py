@@ -39,8 +39,9 @@ from cassandra.cluster import (
     ResultSet,
     Session,
 )
-from cassandra.connection import ConnectionException
+from cassandra.connection import ConnectionBusy, ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, RetryPolicy, TokenAwarePolicy
+from cassandra.protocol import OverloadedErrorMessage
 from cassandra.query import (
     BatchStatement,
     BatchType,
@@ -224,7 +225,7 @@ async def aexecute(
     An idempotent statement that times out on the client is sent once more. Raises
     ``StoreUnavailable`` for timeouts and outages; validation errors propagate unchanged.
     """
-    tries = 0
+    tries = busy = 0
     while True:
         try:
             async with _slots(session):
@@ -239,7 +240,26 @@ async def aexecute(
         except RequestValidationException:
             raise
         except _OUTAGES as exc:
+            if _overloaded(exc) and statement.is_idempotent and busy < BUSY_RETRIES:
+                # Back-pressure, not an outage: the node (or the connection) sheds load.
+                busy += 1
+                await asyncio.sleep(min(1.0, 0.01 * 2**busy))
+                continue
             raise StoreUnavailable(f"Cassandra request failed: {exc}") from exc
+
+
+BUSY_RETRIES = 12  # about 8 s of backing off before an overload counts as an outage
+
+
+def _overloaded(exc: BaseException) -> bool:
+    """True for "too busy" answers: a full connection or the server's Overloaded error."""
+    errors = getattr(exc, "errors", None)
+    causes = list(errors.values()) if isinstance(errors, dict) and errors else [exc]
+    return all(
+        isinstance(cause, ConnectionBusy | OverloadedErrorMessage)
+        or "overloaded" in str(cause).lower()
+        for cause in causes
+    )
 
 
 async def aexecute_batch(
