@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.localstack import LocalStack
-from app.settings import CassandraSettings, KafkaSettings, Settings, StackSettings
+from app.localstack.layout import on_ports
+from app.settings import Settings
 
 KAFKA_PORT = int(os.environ.get("BENCH_KAFKA_PORT", "39092"))
 CONTROLLER_PORT = int(os.environ.get("BENCH_KAFKA_CONTROLLER_PORT", "39093"))
@@ -20,23 +21,12 @@ STORAGE_PORT = int(os.environ.get("BENCH_CASSANDRA_STORAGE_PORT", "37000"))
 
 
 def bench_settings() -> Settings:
-    base = Settings()
-    return base.model_copy(
-        update={
-            "kafka": KafkaSettings(
-                **{**base.kafka.model_dump(), "bootstrap_servers": f"127.0.0.1:{KAFKA_PORT}"}
-            ),
-            "cassandra": CassandraSettings(
-                **{**base.cassandra.model_dump(), "hosts": ["127.0.0.1"], "port": CASSANDRA_PORT}
-            ),
-            "stack": StackSettings(
-                **{
-                    **base.stack.model_dump(),
-                    "kafka_controller_port": CONTROLLER_PORT,
-                    "cassandra_storage_port": STORAGE_PORT,
-                }
-            ),
-        }
+    return on_ports(
+        Settings(),
+        kafka=KAFKA_PORT,
+        controller=CONTROLLER_PORT,
+        cassandra=CASSANDRA_PORT,
+        storage=STORAGE_PORT,
     )
 
 

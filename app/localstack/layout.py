@@ -86,3 +86,20 @@ def render(template: str, **values: object) -> str:
     text = resources.files("app.localstack").joinpath("templates", template).read_text()
     # substitute(), not safe_substitute(): a missing value must fail here, not in the JVM.
     return Template(text).substitute({k: str(v) for k, v in values.items()})
+
+
+def on_ports(
+    settings: Settings, *, kafka: int, controller: int, cassandra: int, storage: int
+) -> Settings:
+    """``settings`` with a local stack on other loopback ports (tests, the bench)."""
+    return settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{kafka}"}),
+            "cassandra": settings.cassandra.model_copy(
+                update={"hosts": ["127.0.0.1"], "port": cassandra}
+            ),
+            "stack": settings.stack.model_copy(
+                update={"kafka_controller_port": controller, "cassandra_storage_port": storage}
+            ),
+        }
+    )

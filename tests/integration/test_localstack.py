@@ -21,7 +21,8 @@ import pytest
 from app.errors import StackError
 from app.localstack import LocalStack
 from app.localstack.cassandra import connection_class
-from app.settings import CassandraSettings, KafkaSettings, Settings, StackSettings
+from app.localstack.layout import on_ports
+from app.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -29,24 +30,7 @@ KAFKA, CONTROLLER, CQL, STORAGE = 29092, 29093, 29042, 27000
 
 
 def _settings() -> Settings:
-    base = Settings()
-    return base.model_copy(
-        update={
-            "kafka": KafkaSettings(
-                **{**base.kafka.model_dump(), "bootstrap_servers": f"127.0.0.1:{KAFKA}"}
-            ),
-            "cassandra": CassandraSettings(
-                **{**base.cassandra.model_dump(), "hosts": ["127.0.0.1"], "port": CQL}
-            ),
-            "stack": StackSettings(
-                **{
-                    **base.stack.model_dump(),
-                    "kafka_controller_port": CONTROLLER,
-                    "cassandra_storage_port": STORAGE,
-                }
-            ),
-        }
-    )
+    return on_ports(Settings(), kafka=KAFKA, controller=CONTROLLER, cassandra=CQL, storage=STORAGE)
 
 
 @dataclass
