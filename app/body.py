@@ -8,7 +8,8 @@ strings, ints, booleans, null and most floats; it differs on integral floats (``
 ``10``), ``-0.0``, exponent notation below 1e21 (``1e+16`` vs ``10000000000000000``), small
 decimals (``1e-6`` vs ``0.000001``) and the order of integer-like keys (JavaScript puts array
 indices first, ascending). A cheap scan of orjson's output finds the bodies that may differ;
-only those take the slower writer below.
+only those take the slower writer below. (The scan is substring tests plus one regex that starts
+with a literal: a general regex over every byte cost ~70 µs per KB, 70x orjson itself.)
 """
 
 from __future__ import annotations
@@ -20,15 +21,21 @@ from typing import Any
 
 import orjson
 
-# An integral float (``1.0,``), an exponent (``1e+16``) or an integer-like key (``"2":``).
-_MAY_DIFFER = re.compile(rb'\d\.0[,\]}]|\de[+-]|[{,]"(?:0|[1-9][0-9]{0,9})":')
+# An integer-like key (``"2":``). Starts with a literal, so the scan jumps quote to quote.
+_INDEX_KEY = re.compile(rb'"[0-9]{1,10}":')
 _MAX_INDEX = 2**32 - 2
 
 
 def to_body(value: Any) -> bytes:
     """Serialize once; the result is what ``JSON.stringify(JSON.parse(result))`` returns."""
     fast = orjson.dumps(value)
-    if _MAY_DIFFER.search(fast) is None:
+    # Substring tests run at C speed; a false alarm (".0" in "1.05") only costs the slow path.
+    if (
+        b".0" not in fast
+        and b"e+" not in fast
+        and b"e-" not in fast
+        and _INDEX_KEY.search(fast) is None
+    ):
         return fast
     return _write(value).encode()
 
