@@ -155,7 +155,9 @@ class DeliveryRepository:
 
     # ── the worker's write path ───────────────────────────────────────────────────────────
 
-    async def record(self, delivery: DeliveryRecord, attempt: AttemptRecord | None) -> None:
+    async def record(
+        self, delivery: DeliveryRecord, attempt: AttemptRecord | None, *, first: bool = False
+    ) -> None:
         """Record an attempt (if any) and the delivery's state it led to, in every view.
 
         Called by the worker after every attempt, and with ``attempt=None`` for a state
@@ -168,6 +170,10 @@ class DeliveryRepository:
         idempotent); returns once both are acknowledged. Raises
         ``StoreUnavailable`` if it is not — some views may then be ahead of others until the
         same call is repeated.
+
+        ``first=True`` says no earlier state of this delivery was ever recorded (its first
+        attempt from the match step), so there is no row under another status to delete:
+        the common path skips a delete that would write tombstones into three partitions.
         """
         created_ms = to_ms(delivery.created_at)
         bucket = day_bucket(created_ms)
@@ -177,13 +183,16 @@ class DeliveryRepository:
             (self._insert_delivery, (delivery.id, *state)),
             (self._insert_by_webhook, (bucket, delivery.id, *state)),
             (self._insert_by_status, (bucket, delivery.id, *state)),
-            (
-                self._delete_other_statuses,
-                (delivery.webhook_id, others, bucket, created_ms, delivery.id),
-            ),
             (self._insert_by_type, (bucket, delivery.id, *state)),
             (self._insert_by_event, (delivery.id, *state)),
         ]
+        if not first:
+            views.append(
+                (
+                    self._delete_other_statuses,
+                    (delivery.webhook_id, others, bucket, created_ms, delivery.id),
+                )
+            )
         if attempt is None:
             await aexecute_batch(self._session, views)
             return

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app import metrics
-from app.deliveries import AttemptMessage, DeliveryStatus, dead_letter_headers
+from app.deliveries import AttemptMessage, DeliveryStatus, Origin, dead_letter_headers
 from app.delivery import AttemptRequest, AttemptResult, Delivered, Failed, FailureKind, Refused
 from app.retries import Done, GiveUp, RetryAt, next_step
 from app.signing import attempt_headers, loggable_headers
@@ -142,7 +142,9 @@ async def deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
             )
             metrics.DEAD_LETTERS.labels(reason).inc()
             log.warning("delivery failed: %s", attempt.error, extra=context)
-    hand_off.append(ctx.store.deliveries.record(state, attempt))
+    # A first attempt from the match step has no earlier state in the log to move away from.
+    first = message.attempt == 1 and message.origin is Origin.MATCH
+    hand_off.append(ctx.store.deliveries.record(state, attempt, first=first))
     await asyncio.gather(*hand_off)
     if not isinstance(step, RetryAt):
         metrics.DELIVERIES.labels(state.status.value).inc()

@@ -261,6 +261,35 @@ async def test_record_pending_failed_success(store: Store, settings: Settings) -
     assert await store.deliveries.list_by_event("evt_life") == [success]
 
 
+async def test_a_first_record_lists_the_delivery_under_its_status_only(
+    store: Store, settings: Settings
+) -> None:
+    ks = settings.cassandra.keyspace
+    created = ms(datetime.now(UTC))
+    done = delivery(
+        "hook_first", "evt_first", created, status=DeliveryStatus.SUCCESS, attempts=1,
+        status_code=200, delivered_at=created,
+    )  # fmt: skip
+    attempt = AttemptRecord(done.id, 1, created, 12, "success", 200)
+    await store.deliveries.record(done, attempt, first=True)
+    bucket = (created - datetime(1970, 1, 1, tzinfo=UTC)).days
+    listed = {
+        status.value: len(
+            await rows(
+                store,
+                f"SELECT delivery_id FROM {ks}.deliveries_by_webhook_status "
+                "WHERE webhook_id = %s AND status = %s AND bucket = %s",
+                "hook_first",
+                status.value,
+                bucket,
+            )
+        )
+        for status in DeliveryStatus
+    }
+    assert listed == {"success": 1, "failed": 0, "pending": 0, "cancelled": 0}
+    assert await store.deliveries.get(done.id) == done
+
+
 async def test_delivery_rows_carry_the_retention_ttl(store: Store, settings: Settings) -> None:
     ks = settings.cassandra.keyspace
     retention = int(settings.cassandra.retention.total_seconds())
