@@ -26,6 +26,12 @@ IN_FLIGHT = Gauge("hookstream_in_flight", "Messages admitted and not yet acknowl
 DEAD_LETTERS = Counter(
     "hookstream_dead_letters_total", "Messages sent to the dead topic.", ["reason"]
 )
+CONSUMER_LAG = Gauge(
+    "hookstream_consumer_lag",
+    "Messages behind the partition's end (high watermark minus fetch position), per assigned "
+    "partition of this worker.",
+    ["topic", "partition"],
+)
 WEBHOOKS_KNOWN = Gauge("hookstream_webhooks_known", "Webhooks in this worker's index.")
 # The scheduler's metrics are read from its own counters at scrape time:
 # app.scheduler.role.SchedulerCollector.

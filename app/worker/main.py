@@ -91,6 +91,16 @@ def build_app(settings: Settings) -> faust.App:
             crash=crash,
         )
 
+    @app.timer(interval=5.0)
+    async def measure_lag() -> None:
+        # Cheap: the high watermark comes with every fetch and the position is local state.
+        metrics.CONSUMER_LAG.clear()
+        for tp in app.consumer.assignment():
+            position = await app.consumer.position(tp)
+            if position is not None:
+                lag = max(0, app.consumer.highwater(tp) - position)
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+
     @app.task
     async def start_context() -> None:
         store = await Store.connect(settings)

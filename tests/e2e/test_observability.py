@@ -88,6 +88,20 @@ async def test_metrics_count_real_deliveries_and_logs_keep_secrets_out(
         assert found[("hookstream_event_to_first_attempt_seconds_count", ())] == 4
         assert found[("hookstream_events_total", (("result", "matched"),))] == 4
 
+        async def lag_reported() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+            async with httpx.AsyncClient(trust_env=False) as client:
+                now = samples((await client.get(metrics_url)).text)
+            events = [
+                v
+                for (name, labels), v in now.items()
+                if name == "hookstream_consumer_lag"
+                and dict(labels)["topic"] == settings.kafka.events_topic
+            ]
+            return now if len(events) == settings.kafka.partitions else None
+
+        lagged = await eventually(lag_reported, timeout=30, what="consumer lag per partition")
+        assert all(v == 0 for (name, _), v in lagged.items() if name == "hookstream_consumer_lag")
+
         async with httpx.AsyncClient(trust_env=False) as client:
             port = settings.scheduler.metrics_port
             scheduler = samples((await client.get(f"http://127.0.0.1:{port}/metrics")).text)
