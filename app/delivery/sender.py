@@ -149,26 +149,37 @@ class AiohttpSender:
         headers = CIMultiDict(request.headers)
         headers["Accept-Encoding"] = "identity"  # with auto_decompress off: no gzip bombs
         started = time.monotonic()
+        deadline = asyncio.get_running_loop().time() + s.attempt_timeout
         status: int | None = None
-        try:
-            # asyncio.timeout backs up aiohttp's own total deadline: one deadline either way.
-            async with asyncio.timeout(s.attempt_timeout):
-                async with self._client().post(
-                    url, data=request.body, headers=headers, allow_redirects=False
-                ) as response:
-                    status = response.status
-                    stored = _stored_headers(response.headers.items())
-                    body = await _read_capped(response, s.response_max_bytes)
-                    verdict = classify(
-                        status, response.headers, datetime.now(UTC), s.max_retry_after
-                    )
-        except DestinationRefused as exc:
-            return Refused(exc.reason)
-        except Exception as exc:
-            kind = _failure_kind(exc)
-            if kind is None:
-                raise
-            return Failed(kind, status, _describe(exc, s.attempt_timeout), _elapsed_ms(started))
+        retried = False
+        while True:
+            try:
+                # asyncio.timeout backs up aiohttp's own total deadline: one deadline either way,
+                # shared by the instant retry below.
+                async with asyncio.timeout_at(deadline):
+                    async with self._client().post(
+                        url, data=request.body, headers=headers, allow_redirects=False
+                    ) as response:
+                        status = response.status
+                        stored = _stored_headers(response.headers.items())
+                        body = await _read_capped(response, s.response_max_bytes)
+                        verdict = classify(
+                            status, response.headers, datetime.now(UTC), s.max_retry_after
+                        )
+                break
+            except DestinationRefused as exc:
+                return Refused(exc.reason)
+            except Exception as exc:
+                if not retried and _stale_connection(exc, status, started):
+                    # A pooled keep-alive connection the receiver had already closed: one
+                    # immediate retry on a fresh connection, within the same attempt (as Svix).
+                    retried = True
+                    continue
+                kind = _failure_kind(exc)
+                if kind is None:
+                    raise
+                error = _describe(exc, s.attempt_timeout)
+                return Failed(kind, status, error, _elapsed_ms(started))
         excerpt = body[: s.response_excerpt_bytes].decode("utf-8", errors="replace")
         duration_ms = _elapsed_ms(started)
         if verdict.failure is None:
@@ -182,6 +193,18 @@ class AiohttpSender:
             verdict.retry_after,
             stored,
         )
+
+
+# An instant retry is only for a reset that came at once, before any response arrived.
+STALE_RESET_WINDOW_S = 1.0
+
+
+def _stale_connection(exc: BaseException, status: int | None, started: float) -> bool:
+    # Disconnected or reset on an established connection; a failed connect is not "stale".
+    reset = isinstance(exc, aiohttp.ServerDisconnectedError) or (
+        isinstance(exc, aiohttp.ClientOSError) and not isinstance(exc, aiohttp.ClientConnectorError)
+    )
+    return reset and status is None and time.monotonic() - started < STALE_RESET_WINDOW_S
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -529,3 +529,43 @@ async def test_a_slow_webhook_does_not_delay_a_fast_one(receiver: Receiver) -> N
             assert sender.in_flight("hook_slow") == 0
     finally:
         await sender.close()
+
+
+async def serve_once_then_reset(
+    server: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """Answer the first request keep-alive, then reset the connection on the next one: what a
+    receiver that closed an idle keep-alive connection looks like to the pooled client."""
+    await server.read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
+    await writer.drain()
+    await server.read_request(reader)
+    writer.transport.abort()
+
+
+async def always_reset(
+    server: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    await server.read_request(reader)
+    writer.transport.abort()
+
+
+async def test_a_stale_keep_alive_reset_is_retried_once_at_once(sender: AiohttpSender) -> None:
+    async with RawServer(serve_once_then_reset) as flaky:
+        url = f"http://127.0.0.1:{flaky.port}/"
+        first = await sender.send(attempt(url))
+        second = await sender.send(attempt(url))  # reuses the pooled, now stale connection
+
+        assert isinstance(first, Delivered), first
+        assert isinstance(second, Delivered), second
+        assert flaky.accepts == 2  # the instant retry opened a fresh connection
+        assert len(flaky.requests) == 3
+
+
+async def test_a_receiver_that_always_resets_is_not_retried_twice(sender: AiohttpSender) -> None:
+    async with RawServer(always_reset) as broken:
+        result = await sender.send(attempt(f"http://127.0.0.1:{broken.port}/"))
+
+        assert isinstance(result, Failed), result
+        assert result.kind is FailureKind.CONNECT
+        assert len(broken.requests) == 2  # the attempt and its one instant retry
