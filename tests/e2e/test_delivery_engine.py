@@ -263,3 +263,25 @@ async def test_a_key_from_apikey_create_opens_the_api(pipeline: Pipeline) -> Non
         wrong = await client.get("/v1/webhooks", headers={"Authorization": f"Bearer {key}x"})
     assert ok.status_code == 200, ok.text
     assert wrong.status_code == 401
+
+
+async def test_pausing_a_webhook_cancels_its_scheduled_retries(pipeline: Pipeline) -> None:
+    pipeline.receiver.script["/pause-me"] = [500]
+    webhook = await pipeline.webhook("/pause-me", ["file.uploaded"])
+    produce_events(pipeline.settings, [event("file.uploaded")])
+
+    async def pending() -> list[dict[str, Any]]:
+        items = await pipeline.deliveries(webhook["id"])
+        return [d for d in items if d["status"] == "pending" and d["attempts"] >= 1]
+
+    [first] = await eventually(pending, timeout=30, what="the first attempt to fail")
+    response = await pipeline.api.patch(f"/v1/webhooks/{webhook['id']}", json={"active": False})
+    assert response.status_code == 200, response.text
+
+    async def cancelled() -> list[dict[str, Any]]:
+        items = await pipeline.deliveries(webhook["id"])
+        return [d for d in items if d["status"] == "cancelled"]
+
+    [delivery] = await eventually(cancelled, timeout=30, what="the retry to end as cancelled")
+    assert delivery["id"] == first["id"]
+    assert len(pipeline.receiver.at("/pause-me")) < 5  # the schedule did not run out
