@@ -1,0 +1,68 @@
+"""The fault group: tests that stop, pause or kill the real servers.
+
+They run against a stack of their own (Kafka 29092, Cassandra 29042), never the session's
+shared one, so a paused Cassandra here cannot fail an unrelated test. The stack starts once
+for the group, on first use, and stops at the end of the session (or is reused when one
+already answers there, as the main stack is). ``FaultStack`` gives the tests the verbs they
+need: pause/resume (SIGSTOP/SIGCONT: the process and its sockets stay, nothing answers),
+kill (SIGKILL) and start again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from app.localstack.layout import on_ports
+from app.localstack.stack import LocalStack
+from app.localstack.testing import ensure_stack
+from app.settings import Settings
+
+FAULT_PORTS = {"kafka": 29092, "controller": 29093, "cassandra": 29042, "storage": 27000}
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+
+@dataclass
+class FaultStack:
+    settings: Settings
+    stack: LocalStack
+
+    def pid(self, server: str) -> int:
+        pid = self.stack.daemon(server).running_pid()
+        if pid is None:
+            raise AssertionError(f"{server} of the fault stack is not running")
+        return pid
+
+    def pause(self, server: str) -> None:
+        """SIGSTOP the server's process group: connections stay open, nothing answers."""
+        os.killpg(self.pid(server), signal.SIGSTOP)
+
+    def resume(self, server: str) -> None:
+        os.killpg(self.pid(server), signal.SIGCONT)
+
+    def kill(self, server: str) -> None:
+        """SIGKILL the server and wait for it to be gone (its data stays on disk)."""
+        self.stack.daemon(server).stop(grace=0)
+
+    def start(self) -> None:
+        """Start whatever is not running; returns once both servers answer their protocol."""
+        self.stack.up()
+
+
+@pytest.fixture(scope="session")
+def fault_stack(request: pytest.FixtureRequest) -> Iterator[FaultStack]:
+    settings = on_ports(Settings(), **FAULT_PORTS)
+    stack = ensure_stack(settings, request.addfinalizer)
+    fault = FaultStack(settings, stack)
+    yield fault
+    # Whatever a failed test left paused or stopped, leave the stack answering (or stopped by
+    # ensure_stack's finalizer), never frozen.
+    for server in ("kafka", "cassandra"):
+        pid = stack.daemon(server).running_pid()
+        if pid is not None:
+            os.killpg(pid, signal.SIGCONT)
