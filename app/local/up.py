@@ -2,7 +2,8 @@
 
 Real Kafka and Cassandra (the local stack) → migrate → API, worker and scheduler as child
 processes → a demo receiver → a demo webhook → the public docs' sample events → their
-deliveries shown from the API's delivery log. Ctrl-C stops the children and the stack.
+deliveries shown from the API's delivery log. A role that exits is restarted with backoff
+(``app.local.supervisor``) and the terminal says so. Ctrl-C stops the children and the stack.
 
 The local run allows 127.0.0.0/8 through the SSRF guard and plain-http webhook URLs on
 purpose: the demo receiver listens on loopback.
@@ -10,16 +11,13 @@ purpose: the demo receiver listens on loopback.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import signal
 import socket
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,10 +25,17 @@ import httpx
 from app.errors import HookstreamError
 from app.events import build_event, format_timestamp
 from app.local.produce import produce_events
+from app.local.supervisor import RoleSpec, Supervisor, launcher
 from app.settings import SEED_EVENT_TYPES, Settings
 from app.webhooks import generate_secret
 
-ROLES = ("api", "worker", "scheduler")
+# The roles ``up`` runs and supervises, in start order (stopped in reverse). One line a role.
+ROLES: tuple[RoleSpec, ...] = (
+    RoleSpec("api", ("api",)),
+    RoleSpec("worker", ("worker",)),
+    RoleSpec("scheduler", ("scheduler",)),
+)
+POLL_INTERVAL = 0.5  # seconds between looks at the children: an exit is noticed this late
 
 # The public docs' standard-format example, and one event of every other documented type.
 SAMPLE_DATA: dict[str, dict[str, Any]] = {
@@ -55,47 +60,6 @@ def _say(text: str) -> None:
     print(f"• {text}", file=sys.stderr, flush=True)
 
 
-class Children:
-    """The child processes of ``up``; stopped with SIGTERM (then SIGKILL) in reverse order."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, args: list[str], env: dict[str, str], *, to_terminal: bool) -> None:
-        log = None if to_terminal else open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", *args],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT if log else None,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def check(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                raise HookstreamError(
-                    f"{name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}"
-                    + _tail(self.log_dir / f"{name}.log")
-                )
-
-    def stop(self) -> None:
-        for name, proc in reversed(list(self.procs.items())):
-            if proc.poll() is None:
-                _say(f"stopping {name}")
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-
-
 def run_up(settings: Settings, *, receiver_port: int, publish_samples: bool) -> None:
     from app.cli import _migrate
     from app.localstack import LocalStack
@@ -103,7 +67,7 @@ def run_up(settings: Settings, *, receiver_port: int, publish_samples: bool) -> 
     stack = LocalStack(settings)
     log_dir = settings.stack.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    children = Children(log_dir)
+    children: Supervisor | None = None
     interrupted = False
     _refuse_busy_ports(
         {
@@ -132,15 +96,15 @@ def run_up(settings: Settings, *, receiver_port: int, publish_samples: bool) -> 
             "HOOKSTREAM_LOG__FORMAT": "text",
         }
         secret = generate_secret()
-        for role in ROLES:
-            children.start(role, [role], env, to_terminal=False)
-            _say(f"started {role} (log: {log_dir / (role + '.log')})")
-        children.start(
+        receiver = RoleSpec(
             "receiver",
-            ["listen", "--secret", secret, "--port", str(receiver_port)],
-            env,
+            ("listen", "--secret", secret, "--port", str(receiver_port)),
             to_terminal=True,
         )
+        children = Supervisor([*ROLES, receiver], launcher(env, log_dir), say=_say, log_dir=log_dir)
+        children.start()
+        for role in ROLES:
+            _say(f"started {role.name} (log: {log_dir / (role.name + '.log')})")
         api_url = f"http://{settings.api.host}:{settings.api.port}"
         client = httpx.Client(
             base_url=api_url,
@@ -165,12 +129,13 @@ def run_up(settings: Settings, *, receiver_port: int, publish_samples: bool) -> 
             f"\nHookstream is running. API: {api_url}  (Authorization: Bearer {api_key})\n"
             f"Try: curl -X POST -H 'Authorization: Bearer {api_key}' "
             f"{api_url}/v1/webhooks/{webhook['id']}/test\n"
-            "Logs: " + str(log_dir) + "   Press Ctrl-C to stop everything.",
+            "Logs: " + str(log_dir) + "   A role that exits is restarted.  "
+            "Press Ctrl-C to stop everything.",
             flush=True,
         )
         while True:
-            children.check()
-            time.sleep(1)
+            children.poll()
+            time.sleep(POLL_INTERVAL)
     except KeyboardInterrupt:
         interrupted = True
         print(file=sys.stderr)
@@ -179,7 +144,8 @@ def run_up(settings: Settings, *, receiver_port: int, publish_samples: bool) -> 
         # A second Ctrl-C must not cut the clean stop short (each step has its own deadline).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        children.stop()
+        if children is not None:
+            children.stop()
         if started_stack:
             stack.down(progress=_say)
         if interrupted:
@@ -209,11 +175,11 @@ def _refuse_busy_ports(ports: dict[str, tuple[str, int]]) -> None:
                 )
 
 
-def _wait_api(client: httpx.Client, children: Children, timeout: float = 90) -> None:
+def _wait_api(client: httpx.Client, children: Supervisor, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
-        children.check()
+        children.poll()
         try:
             response = client.get("/readyz")
             if response.status_code == 200:
@@ -222,8 +188,8 @@ def _wait_api(client: httpx.Client, children: Children, timeout: float = 90) -> 
             last = response.text
         except httpx.TransportError as exc:
             last = str(exc)
-        time.sleep(0.5)
-    raise HookstreamError(f"the API did not become ready: {last}")
+        time.sleep(POLL_INTERVAL)
+    raise HookstreamError(f"the API did not become ready: {last} (see the lines above and api.log)")
 
 
 def _create_demo_webhook(client: httpx.Client, secret: str, port: int) -> dict[str, Any]:
@@ -244,18 +210,18 @@ def _create_demo_webhook(client: httpx.Client, secret: str, port: int) -> dict[s
 
 
 def _show_deliveries(
-    client: httpx.Client, children: Children, webhook_id: str, expected: int, timeout: float = 90
+    client: httpx.Client, children: Supervisor, webhook_id: str, expected: int, timeout: float = 90
 ) -> None:
     deadline = time.monotonic() + timeout
     deliveries: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        children.check()
+        children.poll()
         response = client.get(f"/v1/webhooks/{webhook_id}/deliveries", params={"limit": 100})
         if response.status_code == 200:
             deliveries = response.json()["deliveries"]
             if sum(d["status"] == "success" for d in deliveries) >= expected:
                 break
-        time.sleep(0.5)
+        time.sleep(POLL_INTERVAL)
     print(f"\nDelivery log (GET /v1/webhooks/{webhook_id}/deliveries):", flush=True)
     print(f"  {'delivery':<32} {'event':<18} {'type':<18} {'status':<8} code attempts")
     for d in sorted(deliveries, key=lambda d: d["event_id"]):
@@ -269,11 +235,3 @@ def _show_deliveries(
         "signatures (X-Webhook-Signature and webhook-signature).",
         flush=True,
     )
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return ""
-    return "\n--- last lines ---\n" + "\n".join(text)
