@@ -1,7 +1,10 @@
 """③ The scheduler (delay forwarder): forwards retry-topic messages to the redeliver topic
-when they are due — never early, at most about a second late, never lost.
+when they are due — never early, at most about a second late, never lost. A message due
+later than its retry topic's tier holds it hops to the tier that fits what is left, so no
+partition's head waits longer than its tier's delay (``policy.plan``).
 
-- ``policy``    pure decisions: due times on the monotonic clock, lateness, hold queues, acks
+- ``policy``    pure decisions: where and when a message leaves (forward or hop), due times on
+                the monotonic clock, lateness, hold queues, acks
 - ``forwarder`` ``Scheduler``: one confluent-kafka consumer and one idempotent producer
 - ``role``      ``main(settings)``: the ``scheduler`` role, stopped by SIGTERM/SIGINT
 

@@ -1,6 +1,13 @@
 """③ The delay forwarder: holds retry-topic messages until they are due, then forwards them
 unchanged (value, key, every header) to the redeliver topic.
 
+A message due later than its retry topic's tier holds it (a receiver's ``Retry-After``) is
+not held to its due time: by its write time + the tier's delay it *hops*, re-produced
+unchanged to the retry topic of the tier that fits what is left (``policy.plan``). So no
+partition's head waits longer than its tier's delay, and no retry waits behind another
+webhook's far later one. A hop is handed off exactly like a forward: tracked in the
+``AckTracker``, committed past only once Kafka acknowledged the copy.
+
 One confluent-kafka consumer reads every retry topic; one idempotent producer writes the
 redeliver topic. Per assigned partition the scheduler keeps:
 
@@ -32,17 +39,28 @@ import time
 from functools import partial
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from app.errors import HandOffError
 from app.scheduler.policy import (
     AckTracker,
+    Forward,
     Held,
     HoldQueue,
+    Hop,
     Sent,
     lateness_ms,
     next_wake,
     parse_due,
+    plan,
     poll_timeout,
     ready_at,
     should_pause,
@@ -103,6 +121,8 @@ class Scheduler:
     The counters below are for metrics; other threads may read them at any time:
 
     - ``forwarded_total``: messages forwarded and acknowledged by Kafka since start.
+    - ``hopped_total``: messages re-produced to a retry topic (due later than their tier holds)
+      and acknowledged since start.
     - ``held``: retry topic → messages held right now (taken in, not yet forwarded).
     - ``last_lateness_ms``: lateness (forward time - due time) of the latest forward.
     - ``assignment``: the partitions this scheduler owns right now.
@@ -112,6 +132,7 @@ class Scheduler:
         self.topics = Topics.from_settings(settings)
         self._settings = settings
         self.forwarded_total = 0
+        self.hopped_total = 0
         self.held: dict[str, int] = dict.fromkeys(self.topics.retries.values(), 0)
         self.last_lateness_ms: float | None = None
         self.assignment: frozenset[Partition] = frozenset()
@@ -124,6 +145,7 @@ class Scheduler:
         self._paused: set[Partition] = set()
         self._last_taken: dict[Partition, int] = {}
         self._failure: str | None = None
+        self._tiers = tuple(self.topics.retries)
 
     def run(self, stop: threading.Event) -> None:
         """Forward due messages until ``stop`` is set; then stop cleanly and return.
@@ -197,8 +219,30 @@ class Scheduler:
                 *partition,
                 offset,
             )
-        held = Held(message, offset, due, ready_at(due, now_wall, now_mono))
+        held = self._held(message, offset, due, now_wall, now_mono)
         self._queues.setdefault(partition, HoldQueue()).add(held)
+
+    def _held(
+        self, message: Message, offset: int, due: int | None, now_wall: int, now_mono: float
+    ) -> Held[Any]:
+        tier = self.topics.retry_tier(message.topic())
+        kind, written = message.timestamp()
+        if tier is None:  # not a retry topic: cannot happen, subscribed only to those
+            return Held(message, offset, due, ready_at(due, now_wall, now_mono))
+        step = plan(
+            due_ms=due,
+            # Without a timestamp, the take-in time: the hold then ends no earlier than it would.
+            written_ms=written if kind != TIMESTAMP_NOT_AVAILABLE else now_wall,
+            tier=tier,
+            tiers=self._tiers,
+            now_ms=now_wall,
+        )
+        at = ready_at(step.at_ms, now_wall, now_mono)
+        match step:
+            case Forward():
+                return Held(message, offset, due, at)
+            case Hop(tier=target):
+                return Held(message, offset, due, at, hop=target)
 
     def _forward_ready(self) -> None:
         now_mono = time.monotonic()
@@ -211,13 +255,17 @@ class Scheduler:
     def _forward(self, partition: Partition, held: Held[Any]) -> bool:
         message = held.item
         sent = Sent(held.offset)
+        hop = held.hop is not None
+        # A hop goes by its key, like the worker's retries, so the copy's partition is the one
+        # the worker would have picked; its headers (the due time among them) travel unchanged.
+        target = self.topics.redeliver if held.hop is None else self.topics.retries[held.hop]
         try:
             self._producer.produce(
-                self.topics.redeliver,
+                target,
                 value=message.value(),
                 key=message.key(),
                 headers=message.headers(),
-                on_delivery=partial(self._on_delivery, partition, sent),
+                on_delivery=partial(self._on_delivery, partition, sent, hop),
             )
         except BufferError:
             return False
@@ -226,20 +274,35 @@ class Scheduler:
                 f"cannot forward {partition[0]}[{partition[1]}]@{held.offset}: {exc}"
             ) from exc
         self._acks.setdefault(partition, AckTracker()).track(sent)
-        if held.due_ms is not None:
+        if hop:
+            log.debug(
+                "hopped %s[%d]@%d to %s: due in %.0f ms",
+                *partition,
+                held.offset,
+                target,
+                (held.due_ms or 0) - time.time_ns() / 1e6,
+            )
+        elif held.due_ms is not None:
             self.last_lateness_ms = lateness_ms(time.time_ns() / 1e6, held.due_ms)
             log.debug(
                 "forwarded %s[%d]@%d %.1f ms late", *partition, held.offset, self.last_lateness_ms
             )
         return True
 
-    def _on_delivery(self, partition: Partition, sent: Sent, err: Any, _msg: Any) -> None:
+    def _on_delivery(
+        self, partition: Partition, sent: Sent, hop: bool, err: Any, _msg: Any
+    ) -> None:
         sent.done = True
         if err is None:
-            self.forwarded_total += 1
+            if hop:
+                self.hopped_total += 1
+            else:
+                self.forwarded_total += 1
             return
         sent.error = str(err)
-        log.error("forward of %s[%d]@%d failed: %s", *partition, sent.offset, err)
+        log.error(
+            "%s of %s[%d]@%d failed: %s", "hop" if hop else "forward", *partition, sent.offset, err
+        )
         if self._failure is None:
             self._failure = f"forward of {partition[0]}[{partition[1]}]@{sent.offset} failed: {err}"
 
@@ -279,7 +342,7 @@ class Scheduler:
                 head = queue.head() if queue else None
                 assert head is not None
                 log.info(
-                    "holding %s[%d] from offset %d: %d message(s), head due in %.0f ms",
+                    "holding %s[%d] from offset %d: %d message(s), head leaves in %.0f ms",
                     *partition,
                     head.offset,
                     held,

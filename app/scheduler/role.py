@@ -58,6 +58,12 @@ class SchedulerCollector(Collector):
             "Retry messages forwarded to the redeliver topic and acknowledged.",
             value=self._scheduler.forwarded_total,
         )
+        yield CounterMetricFamily(
+            "hookstream_retries_hopped",
+            "Retry messages due later than their tier holds, re-produced to the retry topic of "
+            "the tier that fits what is left, and acknowledged.",
+            value=self._scheduler.hopped_total,
+        )
         lateness = self._scheduler.last_lateness_ms
         yield GaugeMetricFamily(
             "hookstream_retry_last_lateness_seconds",

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_INVALID, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from conftest import isolated  # tests/integration has no __init__.py: rootdir-relative import
 
@@ -287,6 +287,16 @@ def committed(settings: Settings, topic: str, partition: int) -> int:
         consumer.close()
 
 
+def end_offset(settings: Settings, topic: str, partition: int) -> int:
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "watermarks"}
+    )
+    try:
+        return int(consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)[1])
+    finally:
+        consumer.close()
+
+
 def lateness_summary(received: list[Received]) -> str:
     late = sorted(r.lateness_ms for r in received)
     return (
@@ -361,31 +371,74 @@ def test_a_held_partition_does_not_block_the_others(
     with running(settings) as run:
         wait_assigned(run, all_partitions(topics))
         start = int(now_ms())
-        # slow[0]: a head due in a minute, and a message behind it that is due sooner.
-        blocked = [
-            producer.send(slow, 0, start + 60_000, key="hook_a"),
-            producer.send(slow, 0, start + 1_000, key="hook_a"),
-        ]
-        others = [
-            producer.send(slow, 1, start + 1_000 + 50 * i, key="hook_b") for i in range(5)
-        ] + [
-            producer.send(fast, p, start + 1_000 + 50 * i, key=f"hook_{p}")
+        # slow[0]: a head due as late as its 2 s tier allows, held (paused) meanwhile.
+        held = producer.send(slow, 0, start + 2_500, key="hook_a")
+        others = [producer.send(slow, 1, start + 300 + 50 * i, key="hook_b") for i in range(5)] + [
+            producer.send(fast, p, start + 300 + 50 * i, key=f"hook_{p}")
             for i in range(5)
             for p in range(PARTITIONS)
         ]
         reader.wait_for_ids({s.id for s in others}, timeout=30)
-        wait_until(lambda: run.scheduler.held[slow] == 2, 10, lambda: f"{run.scheduler.held}")
         received = list(reader.seen)
+        assert run.scheduler.held[slow] == 1, "the slow head was forwarded early"
+        reader.wait_for_ids({held.id}, timeout=30)
         assert not run.errors, run.errors
 
     print("\nlateness, other partitions while one is held:", lateness_summary(received))
-    assert {r.id for r in received} == {s.id for s in others}  # nothing of slow[0]
-    assert not {s.id for s in blocked} & {r.id for r in received}
+    assert held.id not in {r.id for r in received}
     assert_unchanged_and_on_time(others, received)
-    # The clean stop forwarded nothing not yet due and committed nothing of slow[0].
-    assert {r.id for r in reader.seen} == {s.id for s in others}
-    assert committed(settings, slow, 0) < 0  # nothing committed: OFFSET_INVALID
-    assert committed(settings, slow, 1) == 5
+    assert_unchanged_and_on_time([held], list(reader.seen))
+
+
+def test_a_retry_due_later_than_its_tier_holds_back_no_other(
+    settings: Settings, topics: Topics, reader: RedeliverReader
+) -> None:
+    """Issue 9 item 5: a receiver's long Retry-After at the head of a partition, another
+    webhook's ordinary retry behind it on the same partition. The ordinary one is forwarded on
+    its own due time, the long one not before its due time, and nothing is lost or doubled.
+
+    On each tier: slow (2 s) is where ``app.retries`` routes a 12 s Retry-After; fast (1 s) is
+    where a worker that does not route would leave it (the schedule's delay)."""
+    producer = RetryProducer(settings)
+    slow, fast = topics.retries[timedelta(seconds=2)], topics.retries[timedelta(seconds=1)]
+    long_ms = 12_000
+    with running(settings) as run:
+        wait_assigned(run, all_partitions(topics))
+        start = int(now_ms())
+        longs, ordinary = [], []
+        for topic, delay_ms in ((slow, 2_000), (fast, 1_000)):
+            longs.append(producer.send(topic, 0, start + long_ms, key="hook_slowreceiver"))
+            ordinary += [
+                producer.send(topic, 0, int(now_ms()) + delay_ms, key="hook_fine") for _ in range(3)
+            ]
+        reader.wait_for_ids({s.id for s in ordinary}, timeout=30)
+        early = list(reader.seen)
+        reader.wait_for_ids({s.id for s in longs}, timeout=30)
+        wait_until(
+            lambda: run.scheduler.forwarded_total == len(longs) + len(ordinary),
+            10,
+            lambda: f"{run.scheduler.forwarded_total} acknowledged",
+        )
+        hops = run.scheduler.hopped_total
+        assert not run.errors, run.errors
+    received = list(reader.seen)
+
+    by_id = {r.id: r for r in received}
+    print(
+        "\nhead-of-line: ordinary retries behind a 12 s Retry-After,",
+        lateness_summary([by_id[s.id] for s in ordinary]),
+    )
+    print("the long ones:", lateness_summary([by_id[s.id] for s in longs]), f"after {hops} hops")
+    assert not {s.id for s in longs} & {r.id for r in early}, "a long one went before its due"
+    assert_unchanged_and_on_time(ordinary + longs, received)
+    assert Counter(r.id for r in received) == Counter(s.id for s in ordinary + longs)
+    assert hops >= 2  # at least one per long retry
+    # A clean stop committed every retry partition to its end: sources and hop copies alike.
+    for topic in (slow, fast):
+        for partition in range(PARTITIONS):
+            end = end_offset(settings, topic, partition)
+            assert committed(settings, topic, partition) == (end if end else OFFSET_INVALID)
+    assert end_offset(settings, fast, 0) == 4  # the long one left fast[0] for the 2 s tier
 
 
 def test_a_rebalance_while_holding_loses_nothing(
