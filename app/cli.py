@@ -1,4 +1,4 @@
-"""``hookstream``: the roles (api, worker, scheduler, migrate, up) and the tools around them.
+"""``hookstream``: the roles (api, worker, scheduler, recorder, migrate, up) and their tools.
 
 All wiring happens here: settings are built once per command and passed down. Exit codes:
 0 success, 1 a failed operation (message on stderr), 2 bad usage or settings.
@@ -89,6 +89,14 @@ def scheduler() -> None:
     settings = _settings()
     metrics.serve(settings.scheduler.metrics_port)
     main(settings)
+
+
+@cli.command()
+def recorder() -> None:
+    """⑤ Write the records topic (delivery states, attempts, events) to Cassandra in batches."""
+    from app.recorder import main
+
+    main(_settings())
 
 
 @cli.command()

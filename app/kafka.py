@@ -31,6 +31,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     topics = Topics.from_settings(settings)
     n, rf = settings.kafka.partitions, settings.kafka.replication_factor
     retention_ms = str(int(settings.cassandra.retention.total_seconds() * 1000))
+    records_ms = str(int(settings.recorder.retention.total_seconds() * 1000))
     specs = [
         NewTopic(topics.events, n, rf),
         # Compacted: the latest state of every webhook, tombstones on delete.
@@ -38,6 +39,9 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(topics.deliveries, n, rf),
         NewTopic(topics.redeliver, n, rf),
         NewTopic(topics.dead, n, rf, config={"retention.ms": retention_ms}),
+        # The record log: the recorder writes it to Cassandra within seconds; the retention
+        # only has to outlast a long Cassandra outage (the recorder catches up from here).
+        NewTopic(topics.records, n, rf, config={"retention.ms": records_ms}),
     ]
     for delay, name in topics.retries.items():
         # A retry message must outlive its delay by a wide margin.

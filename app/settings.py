@@ -138,6 +138,33 @@ class SchedulerSettings(_Group):
     metrics_port: int = Field(9465, ge=0, le=65535, description="Prometheus port (0: off).")
 
 
+class RecorderSettings(_Group):
+    """The recorder role: the records topic into Cassandra, in large batches."""
+
+    metrics_port: int = Field(
+        9466, ge=0, le=65535, description="Prometheus, /healthz and /readyz port (0: off)."
+    )
+    consumer_group: str = Field("hookstream-recorder", description="The recorders' consumer group.")
+    batch_max: int = Field(
+        2000, ge=1, description="Records taken into one Cassandra write at most."
+    )
+    batch_wait: Duration = Field(
+        timedelta(milliseconds=50),
+        description="How long a batch waits to fill before it is written.",
+    )
+    write_concurrency: int = Field(
+        32, ge=1, description="Cassandra requests in flight per recorder while writing a batch."
+    )
+    retry_backoff_max: Duration = Field(
+        timedelta(seconds=10),
+        description="Longest pause between retries of a batch Cassandra refused.",
+    )
+    retention: Duration = Field(
+        timedelta(days=3),
+        description="Retention of the records topic (outlast a Cassandra outage).",
+    )
+
+
 class StackSettings(_Group):
     """The local stack of real servers (``hookstream stack up``): ports and where files live."""
 
@@ -194,6 +221,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)  # type: ignore[arg-type]
     worker: WorkerSettings = Field(default_factory=WorkerSettings)  # type: ignore[arg-type]
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)  # type: ignore[arg-type]
+    recorder: RecorderSettings = Field(default_factory=RecorderSettings)  # type: ignore[arg-type]
     stack: StackSettings = Field(default_factory=StackSettings)  # type: ignore[arg-type]
     log: LogSettings = Field(default_factory=LogSettings)  # type: ignore[arg-type]
 

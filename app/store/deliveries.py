@@ -1,47 +1,48 @@
-"""⑤ Deliveries, attempts and events in Cassandra: the worker's write path and the log reads.
+"""⑤ Deliveries, attempts and events in Cassandra: the recorder's write path and the log reads.
 
-One ``record()`` per attempt keeps six views of a delivery in step: its state by id, its
-attempts, the log of its webhook (all / by status / by event type, in UTC day buckets,
-newest first) and the list of deliveries of its event. Every row expires after the retention.
+A delivery's state lives in three views: by id, in the log of its webhook (UTC day buckets,
+newest first; storage-attached indexes on status and event type serve the filters, see
+``schema``) and in the list of deliveries of its event. Attempts and events have a table
+each. Every row expires after the retention.
 
-Why no logged batch: every write is an upsert keyed by ids that are pure functions of the
-delivery (or a delete of rows that must not exist), so each one can be applied, repeated or
-reordered against the same record without changing the result. A logged batch would only add
-atomicity across the views — at the price of a batch-log write on the hot path — and
-at-least-once processing already gives convergence: a ``record()`` that fails is not
-acknowledged, so the worker records the same state again.
+Writes are upserts stamped ``USING TIMESTAMP`` with the record's own time — a state's
+``updated_at``, an attempt's end (start + duration), an event's ``received_at``, in µs — so
+Cassandra keeps, cell by cell, the newest version whatever order the writes arrive in: a
+replayed or late older record can never overwrite a newer state, and writes may be repeated,
+reordered and sent concurrently. That is what lets the recorder write a batch of thousands of
+records at once, and what makes a status change need no delete (there is no row per status).
 
-Why an *unlogged* batch rather than concurrent requests: cost, not atomicity. The driver
-spends its CPU per request, so one request carrying the six view writes costs a fraction of
-six requests (measured: about a third of the client CPU per ``record()``), in the same one
-round trip. The batch touches eight partitions, under Cassandra's warning threshold of ten
-for unlogged batches across partitions, and stays well under its 5 KiB size warning unless
-an error message runs to several hundred characters. The attempt row, which carries the
-response excerpt and headers, is sent beside it, concurrently.
+``record_many`` is the recorder's path: every row of a batch, grouped by partition key into
+few unlogged batches (``app.store.batches``), sent with bounded concurrency. ``record`` and
+``save_event`` are the same writes for one record (the API's test endpoint). Why no logged
+batch: nothing needs atomicity across views — every write converges on its own, and a write
+that fails is repeated until it succeeds (the recorder does not commit its offset before).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cassandra.query import PreparedStatement
 
 from app.deliveries import DeliveryStatus
 from app.settings import Settings
 from app.store import schema
+from app.store.batches import Request, Write, estimate, pack
 from app.store.records import AttemptRecord, DeliveryPage, DeliveryRecord, EventRecord
 from app.store.rows import attempt_record, attempt_values, delivery_record, delivery_state
 from app.store.session import (
     CassandraSession,
-    Params,
     aexecute,
     aexecute_batch,
     all_pages,
     prepare,
 )
 from app.store.timeline import (
+    EPOCH,
     Position,
     day_bucket,
     decode_cursor,
@@ -60,10 +61,7 @@ _ATTEMPT = (
     "response_excerpt, request_headers"
 )
 
-# With both filters the type table is read and status filtered here: at most this many rows
-# are read per request, in chunks of _FILTER_CHUNK; a short page then carries a cursor.
-_FILTER_SCAN_BUDGET = 2000
-_FILTER_CHUNK = 200
+_US = timedelta(microseconds=1)
 # Day buckets read concurrently once the walk finds them sparse (1, 2, 4, then 8 at a time),
 # so a quiet webhook's 30 empty days cost a handful of round trips, not thirty.
 _MAX_FAN_OUT = 8
@@ -78,7 +76,7 @@ class _Log:
 
 
 class DeliveryRepository:
-    """The worker's record of attempts, and the API's reads of the delivery log.
+    """The recorder's (and the API's) record of deliveries, and the API's delivery-log reads.
 
     Construct it off the event loop (it prepares its statements, which blocks); ``Store``
     does. Writes and reads run at LOCAL_QUORUM. Every method raises ``StoreUnavailable``
@@ -89,14 +87,15 @@ class DeliveryRepository:
         self._session = session
         self._retention = settings.cassandra.retention
         ks = settings.cassandra.keyspace
-        ttl = f"USING TTL {schema.ttl_seconds(settings)}"
+        # TTL from settings, write time from each record (microseconds, bound per row).
+        using = f"USING TTL {schema.ttl_seconds(settings)} AND TIMESTAMP ?"
 
         def insert(table: str, key_columns: str, marks: int) -> PreparedStatement:
             values = ", ".join("?" * marks)
             return prepare(
                 session,
                 f"INSERT INTO {table} ({key_columns}, {_STATE}) "
-                f"VALUES ({values}, {_STATE_MARKS}) {ttl}",
+                f"VALUES ({values}, {_STATE_MARKS}) {using}",
             )
 
         def p(cql: str) -> PreparedStatement:
@@ -104,19 +103,9 @@ class DeliveryRepository:
 
         self._insert_delivery = insert(f"{ks}.{schema.DELIVERIES}", "id", 1)
         self._insert_by_webhook = insert(f"{ks}.{schema.BY_WEBHOOK}", "bucket, delivery_id", 2)
-        self._insert_by_status = insert(
-            f"{ks}.{schema.BY_WEBHOOK_STATUS}", "bucket, delivery_id", 2
-        )
-        self._insert_by_type = insert(f"{ks}.{schema.BY_WEBHOOK_TYPE}", "bucket, delivery_id", 2)
         self._insert_by_event = insert(f"{ks}.{schema.BY_EVENT}", "delivery_id", 1)
-        # The delivery's row leaves every status but its current one. A multi-partition
-        # delete with IN on a partition key column: one request, idempotent.
-        self._delete_other_statuses = p(
-            f"DELETE FROM {ks}.{schema.BY_WEBHOOK_STATUS} WHERE webhook_id = ? AND status IN ? "
-            "AND bucket = ? AND created_at = ? AND delivery_id = ?"
-        )
         self._insert_attempt = p(
-            f"INSERT INTO {ks}.{schema.ATTEMPTS} ({_ATTEMPT}) VALUES ({', '.join('?' * 9)}) {ttl}"
+            f"INSERT INTO {ks}.{schema.ATTEMPTS} ({_ATTEMPT}) VALUES ({', '.join('?' * 9)}) {using}"
         )
         self._select_delivery = p(f"SELECT id, {_STATE} FROM {ks}.{schema.DELIVERIES} WHERE id = ?")
         self._select_attempts = p(
@@ -128,93 +117,145 @@ class DeliveryRepository:
         )
         self._insert_event = p(
             f"INSERT INTO {ks}.{schema.EVENTS} (id, type, created_at, body, received_at) "
-            f"VALUES (?, ?, ?, ?, ?) {ttl}"
+            f"VALUES (?, ?, ?, ?, ?) {using}"
         )
         self._select_event = p(
             f"SELECT id, type, created_at, body, received_at FROM {ks}.{schema.EVENTS} WHERE id = ?"
         )
         self._event_exists = p(f"SELECT id FROM {ks}.{schema.EVENTS} WHERE id = ?")
 
-        def log(table: str, partition: str) -> _Log:
-            head = f"SELECT delivery_id, {_STATE} FROM {table} WHERE {partition} AND bucket = ?"
+        def log(filters: str) -> _Log:
+            # The SAI restrictions come after the clustering range: one partition slice,
+            # in clustering order, the index only narrowing it.
+            head = (
+                f"SELECT delivery_id, {_STATE} FROM {ks}.{schema.BY_WEBHOOK} "
+                "WHERE webhook_id = ? AND bucket = ?"
+            )
             return _Log(
-                top=p(f"{head} AND created_at <= ? AND created_at >= ? LIMIT ?"),
+                top=p(f"{head} AND created_at <= ? AND created_at >= ?{filters} LIMIT ?"),
                 after=p(
-                    f"{head} AND (created_at, delivery_id) < (?, ?) AND created_at >= ? LIMIT ?"
+                    f"{head} AND (created_at, delivery_id) < (?, ?) AND created_at >= ?"
+                    f"{filters} LIMIT ?"
                 ),
             )
 
-        self._log_all = log(f"{ks}.{schema.BY_WEBHOOK}", "webhook_id = ?")
-        self._log_status = log(f"{ks}.{schema.BY_WEBHOOK_STATUS}", "webhook_id = ? AND status = ?")
-        self._log_type = log(f"{ks}.{schema.BY_WEBHOOK_TYPE}", "webhook_id = ? AND event_type = ?")
+        self._logs = {
+            (False, False): log(""),
+            (True, False): log(" AND status = ?"),
+            (False, True): log(" AND event_type = ?"),
+            (True, True): log(" AND status = ? AND event_type = ?"),
+        }
         self._status_range = p(
-            f"SELECT delivery_id, {_STATE} FROM {ks}.{schema.BY_WEBHOOK_STATUS} "
-            "WHERE webhook_id = ? AND status = ? AND bucket = ? "
-            "AND created_at <= ? AND created_at >= ?"
+            f"SELECT delivery_id, {_STATE} FROM {ks}.{schema.BY_WEBHOOK} "
+            "WHERE webhook_id = ? AND bucket = ? AND created_at <= ? AND created_at >= ? "
+            "AND status = ?"
         )
 
-    # ── the worker's write path ───────────────────────────────────────────────────────────
+    # ── the write path ────────────────────────────────────────────────────────────────────
+
+    async def record_many(
+        self,
+        deliveries: Sequence[DeliveryRecord],
+        attempts: Sequence[AttemptRecord] = (),
+        events: Sequence[EventRecord] = (),
+        *,
+        concurrency: int = 32,
+    ) -> int:
+        """Write delivery states, attempts and events in as few requests as the limits
+        allow; return the number of rows written.
+
+        The recorder's path: called with a whole collapsed batch (one state per delivery,
+        every attempt row). Rows are grouped by partition key and packed into unlogged
+        batches (``app.store.batches``), at most ``concurrency`` requests in flight.
+        Idempotent and order-insensitive (rows are stamped with the record's own time), so
+        passing several states of one delivery is correct too, only wasteful. Returns once
+        every request is acknowledged at LOCAL_QUORUM; raises ``StoreUnavailable`` (after
+        every request has settled) if any was not — some rows may then be written, and
+        writing the same batch again is the remedy.
+        """
+        writes = self._writes(deliveries, attempts, events)
+        requests = pack(writes)
+        if not requests:
+            return 0
+        gate = asyncio.Semaphore(concurrency)
+
+        async def send(request: Request) -> None:
+            async with gate:
+                if len(request.writes) == 1:
+                    (write,) = request.writes
+                    await aexecute(self._session, write.statement, write.params)
+                else:
+                    await aexecute_batch(
+                        self._session, [(w.statement, w.params) for w in request.writes]
+                    )
+
+        outcomes = await asyncio.gather(*(send(r) for r in requests), return_exceptions=True)
+        for outcome in outcomes:  # all have settled; report the first failure
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return len(writes)
+
+    def _writes(
+        self,
+        deliveries: Sequence[DeliveryRecord],
+        attempts: Sequence[AttemptRecord],
+        events: Sequence[EventRecord],
+    ) -> list[Write]:
+        writes: list[Write] = []
+        for delivery in deliveries:
+            created_ms = to_ms(delivery.created_at)
+            bucket = day_bucket(created_ms)
+            state = delivery_state(delivery, created_ms)
+            stamp = _us(delivery.updated_at)
+            size = estimate(state) + len(delivery.id)
+            # Keys: the delivery id (its state and its attempts: one mutation), the log's
+            # (webhook, day) partition, and the event id (with the event's own row).
+            writes += [
+                Write(self._insert_delivery, (delivery.id, *state, stamp), delivery.id, size),
+                Write(
+                    self._insert_by_webhook,
+                    (bucket, delivery.id, *state, stamp),
+                    (delivery.webhook_id, bucket),
+                    size,
+                ),
+                Write(self._insert_by_event, (delivery.id, *state, stamp), delivery.event_id, size),
+            ]
+        for attempt in attempts:
+            values = attempt_values(attempt)
+            stamp = _us(attempt.started_at) + attempt.duration_ms * 1000
+            writes.append(
+                Write(self._insert_attempt, (*values, stamp), attempt.delivery_id, estimate(values))
+            )
+        for event in events:
+            values = (event.id, event.type, event.created_at, event.body, event.received_at)
+            writes.append(
+                Write(
+                    self._insert_event,
+                    (*values, _us(event.received_at)),
+                    event.id,
+                    estimate(values),
+                )
+            )
+        return writes
 
     async def record(
         self, delivery: DeliveryRecord, attempt: AttemptRecord | None, *, first: bool = False
     ) -> None:
         """Record an attempt (if any) and the delivery's state it led to, in every view.
 
-        Called by the worker after every attempt, and with ``attempt=None`` for a state
-        without a request (pending, cancelled). Idempotent: recording the same arguments
-        again leaves the same rows (rows are keyed by delivery id, attempt number and the
-        delivery's stable ``created_at``). Successive states of one delivery must be
-        recorded in order (the worker owning its partition does): the status views follow
-        the latest write. Two requests at LOCAL_QUORUM, concurrently — the six view writes
-        in one unlogged batch, and the attempt row — each retried on timeouts (both are
-        idempotent); returns once both are acknowledged. Raises
-        ``StoreUnavailable`` if it is not — some views may then be ahead of others until the
-        same call is repeated.
-
-        ``first=True`` says no earlier state of this delivery was ever recorded (its first
-        attempt from the match step), so there is no row under another status to delete:
-        the common path skips a delete that would write tombstones into three partitions.
+        ``record_many`` for one record: the API's path (a test delivery's pending state),
+        and the worker's until it hands records to the records topic instead. Idempotent,
+        and since every row carries the state's ``updated_at`` as its write time, an older
+        state recorded after a newer one changes nothing. ``first`` is kept for callers of
+        the earlier signature and no longer matters (no row per status to delete). Raises
+        ``StoreUnavailable`` if Cassandra does not acknowledge every row.
         """
-        created_ms = to_ms(delivery.created_at)
-        bucket = day_bucket(created_ms)
-        state = delivery_state(delivery, created_ms)
-        others = [s.value for s in DeliveryStatus if s is not delivery.status]
-        views: list[tuple[PreparedStatement, Params]] = [
-            (self._insert_delivery, (delivery.id, *state)),
-            (self._insert_by_webhook, (bucket, delivery.id, *state)),
-            (self._insert_by_status, (bucket, delivery.id, *state)),
-            (self._insert_by_type, (bucket, delivery.id, *state)),
-            (self._insert_by_event, (delivery.id, *state)),
-        ]
-        if not first:
-            views.append(
-                (
-                    self._delete_other_statuses,
-                    (delivery.webhook_id, others, bucket, created_ms, delivery.id),
-                )
-            )
-        if attempt is None:
-            await aexecute_batch(self._session, views)
-            return
-        # The attempt row (response excerpt, headers) goes beside the batch, not in it: it
-        # is the bulky part and would push the batch past the server's size warning.
-        written = await asyncio.gather(
-            aexecute_batch(self._session, views),
-            aexecute(self._session, self._insert_attempt, attempt_values(attempt)),
-            return_exceptions=True,
-        )
-        for outcome in written:  # both have settled; report the first failure
-            if isinstance(outcome, BaseException):
-                raise outcome
+        await self.record_many([delivery], [attempt] if attempt is not None else [])
 
     async def save_event(self, event: EventRecord) -> None:
         """Keep an event's payload for tests and manual redelivery. An idempotent upsert by
-        event id, with the retention TTL, LOCAL_QUORUM."""
-        await aexecute(
-            self._session,
-            self._insert_event,
-            (event.id, event.type, event.created_at, event.body, event.received_at),
-        )
+        event id stamped with its ``received_at``, with the retention TTL, LOCAL_QUORUM."""
+        await self.record_many([], [], [event])
 
     # ── reads ─────────────────────────────────────────────────────────────────────────────
 
@@ -287,14 +328,8 @@ class DeliveryRepository:
         if since_ms > until_ms:
             return DeliveryPage([], None)
 
-        partition: tuple[str, ...]
-        if event_type is not None:
-            log, partition = self._log_type, (webhook_id, event_type)
-        elif status is not None:
-            log, partition = self._log_status, (webhook_id, status.value)
-        else:
-            log, partition = self._log_all, (webhook_id,)
-        wanted = status.value if (status is not None and event_type is not None) else None
+        log = self._logs[(status is not None, event_type is not None)]
+        filters = tuple(v for v in (status and status.value, event_type) if v is not None)
 
         if position is None or position.bucket > day_bucket(until_ms):
             position = Position(day_bucket(until_ms))
@@ -303,47 +338,43 @@ class DeliveryRepository:
         last_bucket = day_bucket(since_ms)
         out: list[DeliveryRecord] = []
         last_out: Position | None = None
-        budget = _FILTER_SCAN_BUDGET
 
         fan_out = 1  # buckets read at once from a bucket's top; doubles while they are sparse
         while position.bucket >= last_bucket:
-            need = limit - len(out) + 1  # one more than fits: is there a next page?
-            fetch = need if wanted is None else max(need, _FILTER_CHUNK)
+            fetch = limit - len(out) + 1  # one more than fits: is there a next page?
             if position.created_ms is None:
                 buckets = range(
                     position.bucket, max(last_bucket, position.bucket - fan_out + 1) - 1, -1
                 )
                 pages = await asyncio.gather(
                     *(
-                        aexecute(self._session, log.top, (*partition, b, until_ms, since_ms, fetch))
+                        aexecute(
+                            self._session,
+                            log.top,
+                            (webhook_id, b, until_ms, since_ms, *filters, fetch),
+                        )
                         for b in buckets
                     )
                 )
                 fan_out = min(fan_out * 2, _MAX_FAN_OUT)
             else:
-                after = (position.created_ms, position.delivery_id, since_ms, fetch)
+                after = (position.created_ms, position.delivery_id, since_ms, *filters, fetch)
                 buckets = range(position.bucket, position.bucket - 1, -1)
                 pages = [
-                    await aexecute(self._session, log.after, (*partition, position.bucket, *after))
+                    await aexecute(self._session, log.after, (webhook_id, position.bucket, *after))
                 ]
             for bucket, page in zip(buckets, pages, strict=True):
                 for row in page.rows:
                     record = delivery_record(row, "delivery_id")
                     here = Position(bucket, to_ms(record.created_at), record.id)
-                    if wanted is not None and record.status.value != wanted:
-                        position = here
-                        continue
                     if len(out) == limit:
                         assert last_out is not None
                         return DeliveryPage(out, encode_cursor(last_out))
                     out.append(record)
                     position = last_out = here
-                budget -= len(page.rows)
                 exhausted = len(page.rows) < fetch
                 if exhausted:  # on to the previous day
                     position = Position(bucket - 1)
-                if wanted is not None and budget <= 0 and position.bucket >= last_bucket:
-                    return DeliveryPage(out, encode_cursor(position))
                 if not exhausted:  # read on in this bucket; drop the older ones read ahead
                     break
         return DeliveryPage(out, None)
@@ -352,15 +383,22 @@ class DeliveryRepository:
         self, webhook_id: str, since: datetime, until: datetime
     ) -> list[DeliveryRecord]:
         """The webhook's deliveries now ``failed`` whose ``created_at`` lies in
-        [since, until], newest first (for recover). Reads the status view, one day bucket
-        at a time, 1,000 rows per request. LOCAL_QUORUM."""
+        [since, until], newest first (for recover). Reads the log through its status index,
+        one day bucket at a time, 1,000 rows per request. LOCAL_QUORUM."""
         since_ms, until_ms = to_ms(since), to_ms(until)
         out: list[DeliveryRecord] = []
         for bucket in range(day_bucket(until_ms), day_bucket(since_ms) - 1, -1):
             rows = await all_pages(
                 self._session,
                 self._status_range,
-                (webhook_id, DeliveryStatus.FAILED.value, bucket, until_ms, since_ms),
+                (webhook_id, bucket, until_ms, since_ms, DeliveryStatus.FAILED.value),
             )
             out.extend(delivery_record(row, "delivery_id") for row in rows)
         return out
+
+
+def _us(moment: datetime) -> int:
+    """A record's time as a Cassandra write timestamp (µs since the epoch, exact)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // _US

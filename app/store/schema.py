@@ -5,11 +5,19 @@
     deliveries                      id                                  a delivery's state
     attempts                        delivery_id │ number ASC            its HTTP requests
     deliveries_by_webhook           (webhook_id, bucket)                the delivery log,
-                                      │ created_at DESC, delivery_id    newest first
-    deliveries_by_webhook_status    (webhook_id, status, bucket) │ …    …filtered by status
-    deliveries_by_webhook_type      (webhook_id, event_type, bucket) │ …  …by event type
+                                      │ created_at DESC, delivery_id    newest first; SAI
+                                                                        indexes on status and
+                                                                        event_type filter it
     deliveries_by_event             event_id │ webhook_id               who got an event
     events                          id                                  payloads for redelivery
+
+Status and event-type filters are storage-attached indexes (SAI, Cassandra 5.0) on the log
+table, not tables of their own: a filtered page is the same partition slice with an index
+restriction, returned in clustering order and paged like the unfiltered one (verified on
+5.0.8, SSTables and memtables, rows that changed status included). So a delivery's state is
+written to three tables instead of five, and a status change needs no delete of the row
+under its old status. ``migrate`` no longer creates ``deliveries_by_webhook_status`` and
+``deliveries_by_webhook_type``; a keyspace that has them keeps them, unused, until dropped.
 
 ``bucket`` is the UTC day of the delivery's ``created_at`` (days since the epoch), so a busy
 webhook writes one partition per day instead of one unbounded partition. The log tables carry
@@ -36,8 +44,15 @@ API_KEYS = "api_keys"
 DELIVERIES = "deliveries"
 ATTEMPTS = "attempts"
 BY_WEBHOOK = "deliveries_by_webhook"
-BY_WEBHOOK_STATUS = "deliveries_by_webhook_status"
-BY_WEBHOOK_TYPE = "deliveries_by_webhook_type"
+# Indexes on the log table (SAI): the delivery log's status and event-type filters.
+BY_WEBHOOK_STATUS_INDEX = "deliveries_by_webhook_status_idx"
+BY_WEBHOOK_TYPE_INDEX = "deliveries_by_webhook_type_idx"
+INDEXES: dict[str, str] = {
+    BY_WEBHOOK_STATUS_INDEX: "CREATE INDEX IF NOT EXISTS {name} ON {ks}.deliveries_by_webhook "
+    "(status) USING 'sai'",
+    BY_WEBHOOK_TYPE_INDEX: "CREATE INDEX IF NOT EXISTS {name} ON {ks}.deliveries_by_webhook "
+    "(event_type) USING 'sai'",
+}
 BY_EVENT = "deliveries_by_event"
 EVENTS = "events"
 
@@ -107,21 +122,6 @@ TABLES: dict[str, str] = {
             PRIMARY KEY ((webhook_id, bucket), created_at, delivery_id)
         ) WITH CLUSTERING ORDER BY (created_at DESC, delivery_id DESC)
           AND default_time_to_live = {{ttl}} AND {_TIME_SERIES}""",
-    # Rows move between statuses (delete + upsert), so no time-window compaction here.
-    BY_WEBHOOK_STATUS: f"""
-        CREATE TABLE IF NOT EXISTS {{ks}}.deliveries_by_webhook_status (
-            bucket int,
-            delivery_id text,{DELIVERY_STATE},
-            PRIMARY KEY ((webhook_id, status, bucket), created_at, delivery_id)
-        ) WITH CLUSTERING ORDER BY (created_at DESC, delivery_id DESC)
-          AND default_time_to_live = {{ttl}}""",
-    BY_WEBHOOK_TYPE: f"""
-        CREATE TABLE IF NOT EXISTS {{ks}}.deliveries_by_webhook_type (
-            bucket int,
-            delivery_id text,{DELIVERY_STATE},
-            PRIMARY KEY ((webhook_id, event_type, bucket), created_at, delivery_id)
-        ) WITH CLUSTERING ORDER BY (created_at DESC, delivery_id DESC)
-          AND default_time_to_live = {{ttl}} AND {_TIME_SERIES}""",
     BY_EVENT: f"""
         CREATE TABLE IF NOT EXISTS {{ks}}.deliveries_by_event (
             delivery_id text,{DELIVERY_STATE},
@@ -137,7 +137,7 @@ TABLES: dict[str, str] = {
         ) WITH default_time_to_live = {ttl}""",
 }
 
-EXPIRING = (DELIVERIES, ATTEMPTS, BY_WEBHOOK, BY_WEBHOOK_STATUS, BY_WEBHOOK_TYPE, BY_EVENT, EVENTS)
+EXPIRING = (DELIVERIES, ATTEMPTS, BY_WEBHOOK, BY_EVENT, EVENTS)
 
 
 def ttl_seconds(settings: Settings) -> int:
@@ -146,7 +146,7 @@ def ttl_seconds(settings: Settings) -> int:
 
 
 def migrate(settings: Settings) -> None:
-    """Create the keyspace and every table if missing; re-apply the retention TTL.
+    """Create the keyspace, every table and index if missing; re-apply the retention TTL.
 
     Blocking (run it from the CLI or a test fixture, never on a serving event loop) and
     idempotent: running it again changes nothing but a changed retention. The keyspace uses
@@ -169,6 +169,8 @@ def migrate(settings: Settings) -> None:
                     f"ALTER TABLE {cfg.keyspace}.{name} WITH default_time_to_live = {ttl}",
                     timeout=DDL_TIMEOUT,
                 )
+        for name, cql in INDEXES.items():
+            session.execute(cql.format(name=name, ks=cfg.keyspace), timeout=DDL_TIMEOUT)
         log.info("cassandra schema ready", extra={"keyspace": cfg.keyspace, "ttl_s": ttl})
     finally:
         session.cluster.shutdown()

@@ -237,11 +237,11 @@ async def test_record_pending_failed_success(store: Store, settings: Settings) -
     by_status = {
         status.value: await rows(
             store,
-            f"SELECT delivery_id, attempts FROM {ks}.deliveries_by_webhook_status "
-            "WHERE webhook_id = %s AND status = %s AND bucket = %s",
+            f"SELECT delivery_id, attempts FROM {ks}.deliveries_by_webhook "
+            "WHERE webhook_id = %s AND bucket = %s AND status = %s",
             "hook_life",
-            status.value,
             bucket,
+            status.value,
         )
         for status in DeliveryStatus
     }
@@ -277,11 +277,11 @@ async def test_a_first_record_lists_the_delivery_under_its_status_only(
         status.value: len(
             await rows(
                 store,
-                f"SELECT delivery_id FROM {ks}.deliveries_by_webhook_status "
-                "WHERE webhook_id = %s AND status = %s AND bucket = %s",
+                f"SELECT delivery_id FROM {ks}.deliveries_by_webhook "
+                "WHERE webhook_id = %s AND bucket = %s AND status = %s",
                 "hook_first",
-                status.value,
                 bucket,
+                status.value,
             )
         )
         for status in DeliveryStatus
@@ -311,18 +311,6 @@ async def test_delivery_rows_carry_the_retention_ttl(store: Store, settings: Set
             "deliveries_by_webhook",
             "webhook_id = %s AND bucket = %s",
             ("hook_ttl", bucket),
-        ),
-        (
-            "attempts",
-            "deliveries_by_webhook_status",
-            "webhook_id = %s AND status = %s AND bucket = %s",
-            ("hook_ttl", "pending", bucket),
-        ),
-        (
-            "attempts",
-            "deliveries_by_webhook_type",
-            "webhook_id = %s AND event_type = %s AND bucket = %s",
-            ("hook_ttl", "user.updated", bucket),
         ),
         ("attempts", "deliveries_by_event", "event_id = %s", ("evt_ttl",)),
         ("type", "events", "id = %s", ("evt_ttl",)),
@@ -467,11 +455,12 @@ async def test_list_by_webhook_respects_since_and_until(
     assert empty.deliveries == [] and empty.next_cursor is None
 
 
-async def test_both_filters_scan_a_bounded_number_of_rows_per_page(store: Store) -> None:
-    """2,300 deliveries of one type, 3 of them failed: each call examines at most 2,000
-    rows, so the walk takes more than one call, and still returns the 3 exactly once."""
+async def test_both_filters_fill_whole_pages_through_the_indexes(store: Store) -> None:
+    """2,300 deliveries of one type, 5 of them failed, spread over the partition: with both
+    filters every page but the last is full (the indexes intersect in the slice), and the walk
+    returns the 5 exactly once, newest first."""
     now = ms(datetime.now(UTC))
-    failed_at = {5, 1500, 2250}
+    failed_at = {5, 900, 1500, 2250, 2299}
     records = [
         delivery(
             "hook_sparse",
@@ -481,30 +470,134 @@ async def test_both_filters_scan_a_bounded_number_of_rows_per_page(store: Store)
         )
         for i in range(2300)
     ]
-    for start in range(0, len(records), 100):
-        await asyncio.gather(
-            *(store.deliveries.record(r, None) for r in records[start : start + 100])
-        )
+    for start in range(0, len(records), 500):
+        await store.deliveries.record_many(records[start : start + 500])
+
+    page = await store.deliveries.list_by_webhook(
+        "hook_sparse", status=DeliveryStatus.FAILED, event_type="user.created", limit=10
+    )
+    assert [r.id for r in page.deliveries] == [records[i].id for i in sorted(failed_at)]
+    assert page.next_cursor is None
 
     seen: list[str] = []
+    sizes: list[int] = []
     cursor: str | None = None
-    calls = 0
     while True:
         page = await store.deliveries.list_by_webhook(
             "hook_sparse",
             status=DeliveryStatus.FAILED,
             event_type="user.created",
-            limit=10,
+            limit=2,
             cursor=cursor,
         )
-        calls += 1
         seen.extend(r.id for r in page.deliveries)
+        sizes.append(len(page.deliveries))
         cursor = page.next_cursor
         if cursor is None:
             break
-        assert calls < 50, "paging does not end"
+        assert len(sizes) < 10, "paging does not end"
     assert seen == [records[i].id for i in sorted(failed_at)]
-    assert calls >= 2
+    assert sizes == [2, 2, 1]
+    none = await store.deliveries.list_by_webhook(
+        "hook_sparse", status=DeliveryStatus.FAILED, event_type="user.deleted", limit=10
+    )
+    assert none.deliveries == [] and none.next_cursor is None
+
+
+async def test_an_older_state_written_after_a_newer_one_changes_nothing(store: Store) -> None:
+    """Rows carry the state's updated_at as their write time: a replayed or late record of
+    an earlier state (a recorder re-reading its log) never overwrites a later one."""
+    created = ms(datetime.now(UTC) - timedelta(minutes=1))
+    failed = delivery(
+        "hook_order", "evt_order", created, status=DeliveryStatus.FAILED, attempts=1,
+        updated_at=created + timedelta(seconds=1), status_code=500, error="HTTP 500",
+        next_attempt_at=created + timedelta(seconds=31),
+    )  # fmt: skip
+    success = delivery(
+        "hook_order", "evt_order", created, status=DeliveryStatus.SUCCESS, attempts=2,
+        updated_at=created + timedelta(seconds=32), status_code=200,
+        delivered_at=created + timedelta(seconds=32),
+    )  # fmt: skip
+    first = AttemptRecord(failed.id, 1, created, 1000, "failed", 500, "HTTP 500")
+    second = AttemptRecord(failed.id, 2, created + timedelta(seconds=31), 900, "success", 200)
+    await store.deliveries.record(success, second)
+    await store.deliveries.record_many([failed], [first])  # arrives late
+    await store.deliveries.record(delivery("hook_order", "evt_order", created), None)
+
+    assert await store.deliveries.get(failed.id) == success
+    assert await store.deliveries.attempts(failed.id) == [first, second]
+    assert await store.deliveries.list_by_event("evt_order") == [success]
+    page = await store.deliveries.list_by_webhook("hook_order", limit=10)
+    assert page.deliveries == [success]
+    for status in (DeliveryStatus.PENDING, DeliveryStatus.FAILED):
+        listed = await store.deliveries.list_by_webhook("hook_order", status=status, limit=10)
+        assert listed.deliveries == []
+
+
+async def test_record_many_writes_every_view_of_a_batch(store: Store) -> None:
+    """A recorder-sized batch — many webhooks, fan-out events, attempts and event payloads,
+    some large — lands in every view, in few requests, and writing it twice changes nothing."""
+    now = ms(datetime.now(UTC))
+    states: list[DeliveryRecord] = []
+    attempts: list[AttemptRecord] = []
+    events: list[EventRecord] = []
+    for e in range(60):
+        event_id = f"evt_many_{e:03}"
+        body = b'{"pad":"' + b"x" * (20_000 if e % 20 == 0 else 200) + b'"}'
+        events.append(EventRecord(event_id, "user.created", "2026-01-15T12:30:00Z", body, now))
+        for w in range(5):
+            record = delivery(
+                f"hook_many_{w}", event_id, now - timedelta(milliseconds=e),
+                status=DeliveryStatus.SUCCESS, attempts=1, status_code=200, delivered_at=now,
+            )  # fmt: skip
+            states.append(record)
+            attempts.append(
+                AttemptRecord(
+                    record.id,
+                    1,
+                    now,
+                    7,
+                    "success",
+                    200,
+                    None,
+                    "ok" * 300,
+                    {"content-type": "application/json"},
+                )
+            )
+    written = await store.deliveries.record_many(states, attempts, events)
+    assert written == 3 * len(states) + len(attempts) + len(events)
+    assert await store.deliveries.record_many(states, attempts, events) == written
+
+    for record, attempt in zip(states[::37], attempts[::37], strict=True):
+        assert await store.deliveries.get(record.id) == record
+        assert await store.deliveries.attempts(record.id) == [attempt]
+    for event in events[::7]:
+        assert await store.deliveries.get_event(event.id) == event
+        assert len(await store.deliveries.list_by_event(event.id)) == 5
+    for w in range(5):
+        log, _ = await walk_hook(store, f"hook_many_{w}", 25)
+        assert len(log) == 60
+
+
+async def walk_hook(
+    store: Store, webhook_id: str, limit: int, **filters: object
+) -> tuple[list[DeliveryRecord], int]:
+    out: list[DeliveryRecord] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        page = await store.deliveries.list_by_webhook(
+            webhook_id,
+            limit=limit,
+            cursor=cursor,
+            **filters,  # type: ignore[arg-type]
+        )
+        out.extend(page.deliveries)
+        pages += 1
+        cursor = page.next_cursor
+        if cursor is None:
+            return out, pages
+        assert pages < 1000, "paging does not end"
 
 
 async def test_failed_between_reads_the_failed_status_view(
