@@ -6,8 +6,9 @@
     ├── InvalidWebhook           a webhook field the API refuses (422); carries the field
     ├── NotFound                 an unknown or deleted id (404)
     ├── StackError               the local Kafka/Cassandra stack could not start or stop
-    └── HandOffError             Kafka or Cassandra refused durable work; the worker must stop
-                                 without acknowledging, so a restart re-reads the message
+    └── HandOffError             Kafka or Cassandra refused durable work (an outage): the
+                                 worker holds the message unacknowledged and retries the
+                                 hand-off until the dependency is back; it never acks it
 
 "Retry or not?" is a question about the category, never about a message string.
 """

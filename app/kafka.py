@@ -90,17 +90,32 @@ def wait_for_topics(settings: Settings, names: list[str], timeout: float = 60.0)
         time.sleep(0.5)
 
 
+def client_config(settings: Settings) -> dict[str, Any]:
+    """What every confluent-kafka client of Hookstream's shares (bootstrap, and the place
+    where connection security settings belong)."""
+    return {"bootstrap.servers": settings.kafka.bootstrap_servers}
+
+
 class AsyncProducer:
-    """confluent-kafka Producer (idempotent, acks=all) with awaitable acknowledgements."""
+    """confluent-kafka Producer (idempotent, acks=all) with awaitable acknowledgements.
+
+    ``brokers_down`` is True from librdkafka's "all brokers down" report until the next
+    acknowledged message: a health signal that does not wait for a message to time out.
+    """
 
     def __init__(self, settings: Settings, **config: Any) -> None:
+        self.brokers_down = False
         self._producer = Producer(
             {
-                "bootstrap.servers": settings.kafka.bootstrap_servers,
+                **client_config(settings),
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 2,
                 "message.timeout.ms": 30000,
+                # The Java client's key hashing, as aiokafka (Faust) and the scheduler use: a
+                # webhook's messages land on one partition whichever client wrote them.
+                "partitioner": "murmur2_random",
+                "error_cb": self._on_error,
                 **config,
             }
         )
@@ -123,6 +138,8 @@ class AsyncProducer:
 
         def report(err: KafkaError | None, _msg: object) -> None:
             error = None if err is None else HandOffError(f"kafka: {err.str()}")
+            if err is None:
+                self.brokers_down = False
             box.put(lambda: _settle(done, error))
 
         while True:
@@ -134,6 +151,14 @@ class AsyncProducer:
             except BufferError:
                 await asyncio.sleep(0.01)  # local queue full: back off until it drains
         await done
+
+    def _on_error(self, err: KafkaError) -> None:
+        # librdkafka reconnects by itself; report the outage once, not every reconnect.
+        if err.code() == KafkaError._ALL_BROKERS_DOWN and not self.brokers_down:
+            self.brokers_down = True
+            log.warning("kafka producer: all brokers down; holding until they are back")
+        else:
+            log.debug("kafka producer: %s", err.str())
 
     def close(self, timeout: float = 10.0) -> None:
         self._producer.flush(timeout)

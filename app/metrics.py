@@ -32,6 +32,11 @@ CONSUMER_LAG = Gauge(
     "partition of this worker.",
     ["topic", "partition"],
 )
+WORKER_READY = Gauge(
+    "hookstream_worker_ready",
+    "1 while every hand-off to Kafka and Cassandra succeeds; 0 while the worker holds work "
+    "through an outage (it resumes by itself).",
+)
 WEBHOOKS_KNOWN = Gauge("hookstream_webhooks_known", "Webhooks in this worker's index.")
 # The scheduler's metrics are read from its own counters at scrape time:
 # app.scheduler.role.SchedulerCollector.

@@ -125,12 +125,39 @@ class ApiSettings(_Group):
         False, description="Accept plain http:// webhook URLs (local development only)."
     )
     page_limit: int = Field(100, ge=1, le=1000, description="Largest page a list returns.")
+    max_body_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest request body; a larger one is refused with 413 before it is read.",
+    )
+    enqueue_timeout: Duration = Field(
+        timedelta(seconds=10),
+        gt=timedelta(0),
+        description="How long Kafka may take to take a test, retry or recover attempt; then the "
+        "API's producer drops it and the API answers 503.",
+    )
 
 
 class WorkerSettings(_Group):
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus port (0: off).")
     webhook_reload_interval: Duration = Field(
         timedelta(seconds=30), description="How often workers reload all webhooks from Cassandra."
+    )
+    instance_id: str | None = Field(
+        None,
+        description="Static group membership id (Kubernetes: the pod name). A restarted worker "
+        "with the same id takes its partitions back without a rebalance. Unique per process.",
+    )
+    session_timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="Kafka session timeout: how soon a killed worker's partitions move on.",
+    )
+    commit_interval: Duration = Field(
+        timedelta(milliseconds=200),
+        description="How often finished offsets are committed (bounds duplicates after a kill).",
+    )
+    dedupe_window: int = Field(
+        100_000, ge=0, description="Recent event ids remembered to skip a re-produced event."
     )
 
 

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from app.kafka import AsyncProducer
 from app.matching import WebhookIndex
 from app.settings import Settings
 from app.topics import Topics
+from app.worker.handoff import Health
+from app.worker.recent import RecentEvents
 
 if TYPE_CHECKING:
     from app.delivery import Sender
     from app.store import Store
+    from app.store.records import AttemptRecord, DeliveryRecord, EventRecord
+
+
+class RecordSink(Protocol):
+    """Where the worker hands its records (``app.records.RecordLog``: the records topic).
+    Each call returns once the record is durable; raises ``HandOffError`` otherwise."""
+
+    async def record(
+        self, delivery: DeliveryRecord, attempt: AttemptRecord | None, *, first: bool = False
+    ) -> None: ...
+
+    async def save_event(self, event: EventRecord) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +46,9 @@ class WorkerContext:
     settings: Settings
     topics: Topics
     index: WebhookIndex
-    store: Store
+    store: Store  # webhooks only: the index's source of truth (never on the per-delivery path)
     producer: AsyncProducer
     sender: Sender
+    records: RecordSink
+    health: Health
+    recent: RecentEvents

@@ -3,8 +3,9 @@
 The outcome of the attempt decides, through the pure ``app.retries.next_step``:
 success → recorded; failure with attempts left → a message on the retry topic of the next
 delay; failure on the last attempt (or a refused destination) → ``failed`` and a copy on the
-dead topic. The hand-off (Cassandra record and any Kafka produce) completes before this
-returns; if it cannot, ``HandOffError`` propagates and the worker stops without acking.
+dead topic. The record goes to the records topic (the recorder writes Cassandra from it),
+so no Cassandra round trip sits on this path. Every hand-off completes before this returns;
+through an outage it is retried (``app.worker.handoff``), never skipped and never acked.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from app import metrics
@@ -23,6 +26,7 @@ from app.signing import attempt_headers, loggable_headers
 from app.store.records import AttemptRecord, DeliveryRecord
 from app.webhooks import Webhook
 from app.worker.context import Received, WorkerContext
+from app.worker.handoff import hand_off
 from app.worker.match import dead_letter
 
 log = logging.getLogger(__name__)
@@ -31,11 +35,24 @@ log = logging.getLogger(__name__)
 _FINAL_FAILURES = frozenset({FailureKind.GONE})
 
 
-async def deliver_attempt(ctx: WorkerContext, where: Received) -> None:
+_ATTEMPTS = {o: metrics.ATTEMPTS.labels(o) for o in ("success", "failed", "refused")}
+_DELIVERIES = {s.value: metrics.DELIVERIES.labels(s.value) for s in DeliveryStatus}
+
+
+async def deliver_message(ctx: WorkerContext, kafka: Any) -> None:
+    """The attempt consumer's handler: one confluent-kafka message of an attempt topic."""
+    value = kafka.value()
     try:
-        message = AttemptMessage.from_kafka(where.value or b"", where.headers)
+        message = AttemptMessage.from_kafka(value or b"", kafka.headers())
     except ValueError as bad:
-        await dead_letter(ctx, where.value, "bad_attempt_message", str(bad), where)
+        where = Received(
+            value=value, headers={}, topic=kafka.topic(), partition=kafka.partition(),
+            offset=kafka.offset(), timestamp_ms=None,
+        )  # fmt: skip
+        why = str(bad)
+        await hand_off(
+            ctx.health, partial(dead_letter, ctx, value, "bad_attempt_message", why, where)
+        )
         return
     await deliver(ctx, message)
 
@@ -52,10 +69,9 @@ async def deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
     if webhook is None or not webhook.active:
         why = "webhook deleted" if webhook is None else "webhook paused"
         log.info("delivery cancelled: %s", why, extra=context)
-        await ctx.store.deliveries.record(
-            _record(message, created_at, DeliveryStatus.CANCELLED, error=why), None
-        )
-        metrics.DELIVERIES.labels("cancelled").inc()
+        cancelled = _record(message, created_at, DeliveryStatus.CANCELLED, error=why)
+        await hand_off(ctx.health, lambda: ctx.records.record(cancelled, None))
+        _DELIVERIES["cancelled"].inc()
         return
 
     started = datetime.now(UTC)
@@ -87,7 +103,7 @@ async def deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
         retry_after=_retry_after(result, ctx.settings.delivery.max_retry_after),
     )
     status_code = attempt.status_code
-    hand_off: list[Any] = []
+    produce: list[Callable[[], Awaitable[None]]] = []
     match step:
         case Done():
             state = _record(
@@ -109,8 +125,9 @@ async def deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
                 next_attempt_at=due_at,
             )
             retry = message.next_attempt(int(due_at.timestamp() * 1000))
-            hand_off.append(
-                ctx.producer.send(
+            produce.append(
+                partial(
+                    ctx.producer.send,
                     ctx.topics.retry_topic(delay),
                     retry.body,
                     key=retry.key(),
@@ -127,8 +144,9 @@ async def deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
                 error=attempt.error,
             )
             reason = "refused" if isinstance(result, Refused) else "exhausted"
-            hand_off.append(
-                ctx.producer.send(
+            produce.append(
+                partial(
+                    ctx.producer.send,
                     ctx.topics.dead,
                     message.body,
                     key=message.key(),
@@ -144,17 +162,19 @@ async def deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
             log.warning("delivery failed: %s", attempt.error, extra=context)
     # A first attempt from the match step has no earlier state in the log to move away from.
     first = message.attempt == 1 and message.origin is Origin.MATCH
-    hand_off.append(ctx.store.deliveries.record(state, attempt, first=first))
-    await asyncio.gather(*hand_off)
+    produce.append(partial(ctx.records.record, state, attempt, first=first))
+    # Each hand-off retried on its own: a retry message Kafka already has is never re-sent
+    # because the record beside it had to wait out an outage.
+    await asyncio.gather(*(hand_off(ctx.health, one) for one in produce))
     if not isinstance(step, RetryAt):
-        metrics.DELIVERIES.labels(state.status.value).inc()
+        _DELIVERIES[state.status.value].inc()
 
 
 async def _find_webhook(ctx: WorkerContext, webhook_id: str) -> Webhook | None:
     webhook = ctx.index.get(webhook_id)
     if webhook is None:
         # Not in the index yet (just created) or gone: Cassandra is the source of truth.
-        webhook = await ctx.store.webhooks.get(webhook_id)
+        webhook = await hand_off(ctx.health, lambda: ctx.store.webhooks.get(webhook_id))
         if webhook is not None:
             ctx.index.put(webhook)
     return webhook
@@ -215,7 +235,7 @@ def _retry_after(result: AttemptResult, cap: timedelta) -> timedelta | None:
 
 
 def _observe(message: AttemptMessage, result: AttemptResult, attempt: AttemptRecord) -> None:
-    metrics.ATTEMPTS.labels(attempt.outcome).inc()
+    _ATTEMPTS[attempt.outcome].inc()
     metrics.ATTEMPT_SECONDS.observe(attempt.duration_ms / 1000)
     if message.attempt == 1 and not isinstance(result, Refused):
         metrics.EVENT_TO_ATTEMPT.observe(max(0.0, time.time() - message.enqueued_at_ms / 1000))

@@ -1,5 +1,10 @@
-"""The ``worker`` role: Faust agents for match (②) and deliver (④), reading like a table of
-contents — settings, store, producer, HTTP sender, webhook index, Faust app, run.
+"""The ``worker`` role: match (②, a Faust agent over the events topic) and deliver (④, a
+confluent-kafka consumer over the attempt topics), reading like a table of contents —
+settings, store, producers, HTTP sender, webhook index, Faust app, run.
+
+Both consumers take over a dead worker's partitions within ``worker.session_timeout``
+(10 s) and, with ``worker.instance_id`` set (the pod name), a restarted worker gets its own
+partitions back without a rebalance (static membership).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from typing import Any
 
 import faust
 import uvloop
+from app.records import RecordLog
 
 from app import metrics
 from app.delivery import AiohttpSender
@@ -20,26 +26,35 @@ from app.matching import WebhookIndex
 from app.settings import Settings
 from app.store import Store
 from app.topics import Topics
+from app.worker.attempts import AttemptConsumer
 from app.worker.context import WorkerContext
-from app.worker.deliver import deliver_attempt
+from app.worker.deliver import deliver_message
 from app.worker.feed import WebhookFeed
+from app.worker.handoff import Health
 from app.worker.match import match_event
+from app.worker.recent import RecentEvents
 from app.worker.stream import consume
 
 log = logging.getLogger(__name__)
 
-EXIT_HAND_OFF_FAILED = 70  # EX_SOFTWARE: a restart re-reads from the committed offset
+EXIT_BUG = 70  # EX_SOFTWARE: a restart re-reads from the committed offset
+
+# A produce waits this long for Kafka before the hand-off is tried again (app.worker.handoff);
+# librdkafka keeps reconnecting meanwhile.
+HAND_OFF_TIMEOUT_MS = 15_000
 
 
 def crash(exc: BaseException) -> None:
-    """Stop at once, acking nothing more: the committed offsets stay behind unfinished work."""
+    """Stop at once, acking nothing more: the committed offsets stay behind unfinished work.
+    Only for bugs; outages are waited out (``app.worker.handoff``)."""
     logging.shutdown()
-    os._exit(EXIT_HAND_OFF_FAILED)
+    os._exit(EXIT_BUG)
 
 
 def build_app(settings: Settings) -> faust.App:
     topics = Topics.from_settings(settings)
     brokers = [f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")]
+    session_s = settings.worker.session_timeout.total_seconds()
     app = faust.App(
         settings.kafka.consumer_group,
         broker=brokers,
@@ -49,7 +64,12 @@ def build_app(settings: Settings) -> faust.App:
         topic_allow_declare=False,  # topics come from `hookstream migrate`, never auto-created
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.worker.commit_interval.total_seconds(),
+        broker_session_timeout=session_s,
+        broker_heartbeat_interval=max(0.5, session_s / 5),
+        consumer_group_instance_id=(
+            f"{settings.worker.instance_id}-match" if settings.worker.instance_id else None
+        ),
         stream_wait_empty=True,  # a rebalance or stop waits for in-flight work to be acked
         datadir=os.path.join(tempfile.gettempdir(), f"hookstream-faust-{os.getpid()}"),
         loghandlers=[],
@@ -63,9 +83,6 @@ def build_app(settings: Settings) -> faust.App:
         return ctx
 
     events_topic = app.topic(topics.events, value_serializer="raw", key_serializer="raw")
-    attempts_topic = app.topic(
-        topics.deliveries, topics.redeliver, value_serializer="raw", key_serializer="raw"
-    )
 
     @app.agent(events_topic, name="match")
     async def match(stream: Any) -> None:
@@ -79,27 +96,19 @@ def build_app(settings: Settings) -> faust.App:
             crash=crash,
         )
 
-    @app.agent(attempts_topic, name="deliver")
-    async def deliver(stream: Any) -> None:
-        ctx = await context()
-        await consume(
-            stream,
-            ctx,
-            deliver_attempt,
-            limit=settings.delivery.concurrency,
-            name="deliver",
-            crash=crash,
-        )
-
     @app.timer(interval=5.0)
     async def measure_lag() -> None:
-        # Cheap: the high watermark comes with every fetch and the position is local state.
-        metrics.CONSUMER_LAG.clear()
-        for tp in app.consumer.assignment():
-            position = await app.consumer.position(tp)
-            if position is not None:
-                lag = max(0, app.consumer.highwater(tp) - position)
-                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+        # A timer must never take the worker down: a partition assigned but not fetched yet
+        # has no high watermark (None), and any other surprise is a missing sample.
+        try:
+            for tp in app.consumer.assignment():
+                position = await app.consumer.position(tp)
+                highwater = app.consumer.highwater(tp)
+                if position is not None and highwater is not None:
+                    lag = max(0, highwater - position)
+                    metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+        except Exception as exc:
+            log.debug("match lag not measured: %s", exc)
 
     @app.task
     async def start_context() -> None:
@@ -108,23 +117,36 @@ def build_app(settings: Settings) -> faust.App:
         feed = WebhookFeed(settings, topics, index, store)
         await feed.start()
         await feed.ready.wait()
-        state["ctx"] = WorkerContext(
+        producer = AsyncProducer(settings, **{"message.timeout.ms": HAND_OFF_TIMEOUT_MS})
+        ctx = WorkerContext(
             settings=settings,
             topics=topics,
             index=index,
             store=store,
-            producer=AsyncProducer(settings),
+            producer=producer,
             sender=AiohttpSender(settings.delivery, settings.allowed_networks),
+            records=RecordLog(producer, topics),
+            health=Health(lambda: producer.brokers_down),
+            recent=RecentEvents(settings.worker.dedupe_window),
         )
-        state["feed"] = feed
+        attempts = AttemptConsumer(
+            settings,
+            [topics.deliveries, topics.redeliver],
+            lambda message: deliver_message(ctx, message),
+            limit=settings.delivery.concurrency,
+            on_bug=crash,
+        )
+        await attempts.start()
+        state.update(ctx=ctx, feed=feed, attempts=attempts)
         ready.set()
         log.info("worker ready: %d webhooks known", len(index))
 
-    @app.on_before_shutdown.connect  # after in-flight work drained (stream_wait_empty)
+    @app.on_before_shutdown.connect  # after the match agent drained (stream_wait_empty)
     async def close(_app: Any, **_kwargs: Any) -> None:
         ctx = state.get("ctx")
         if ctx is None:
             return
+        await state["attempts"].stop()
         await state["feed"].stop()
         await ctx.sender.close()
         ctx.producer.close()
@@ -135,7 +157,10 @@ def build_app(settings: Settings) -> faust.App:
 
 def main(settings: Settings) -> None:
     topics = Topics.from_settings(settings)
-    wait_for_topics(settings, [topics.events, topics.webhooks, topics.deliveries, topics.redeliver])
+    wait_for_topics(
+        settings,
+        [topics.events, topics.webhooks, topics.deliveries, topics.redeliver, topics.records],
+    )
     metrics.serve(settings.worker.metrics_port)
     # uvloop: raw aiohttp measured 1.4-1.8x faster on it than on asyncio's loop (BENCHMARKS.md).
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

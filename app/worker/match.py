@@ -1,9 +1,11 @@
 """② The match step: one event in, one attempt message per matching active webhook out.
 
 Invalid events go to the dead topic with the reason and their source position; the partition
-moves on. A duplicate event id (already matched) is skipped: one delivery chain per
-(event, webhook). The event is saved *after* its deliveries are acknowledged by Kafka, so a
-crash in between re-matches it (same delivery ids) instead of losing it.
+moves on. A duplicate event id (matched recently by this worker, ``app.worker.recent``) is
+skipped: one delivery chain per (event, webhook), without a read per event. The event is
+saved (through the records topic, for test and manual redelivery) beside its deliveries, and
+the event's offset is acknowledged only once Kafka has both; a crash in between re-matches it
+(same delivery ids) instead of losing it. Through an outage the hand-off waits (``hand_off``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
+from functools import partial
 
 from app import metrics
 from app.deliveries import AttemptMessage, Origin, dead_letter_headers, delivery_id
@@ -19,8 +22,11 @@ from app.errors import InvalidEvent
 from app.events import parse_event
 from app.store.records import EventRecord
 from app.worker.context import Received, WorkerContext
+from app.worker.handoff import hand_off
 
 log = logging.getLogger(__name__)
+
+_EVENTS = {r: metrics.EVENTS.labels(r) for r in ("invalid", "unmatched", "duplicate", "matched")}
 
 
 async def match_event(ctx: WorkerContext, where: Received) -> int:
@@ -32,17 +38,18 @@ async def match_event(ctx: WorkerContext, where: Received) -> int:
             kafka_timestamp_ms=where.timestamp_ms,
         )
     except InvalidEvent as invalid:
-        await dead_letter(ctx, where.value, invalid.reason, invalid.detail, where)
-        metrics.EVENTS.labels("invalid").inc()
+        reason, detail = invalid.reason, invalid.detail
+        await hand_off(ctx.health, partial(dead_letter, ctx, where.value, reason, detail, where))
+        _EVENTS["invalid"].inc()
         return 0
 
     webhooks = ctx.index.match(event.type)
     if not webhooks:
-        metrics.EVENTS.labels("unmatched").inc()
+        _EVENTS["unmatched"].inc()
         return 0
-    if await ctx.store.deliveries.event_exists(event.id):
+    if event.id in ctx.recent:
         log.info("event already matched; skipped", extra={"event_id": event.id})
-        metrics.EVENTS.labels("duplicate").inc()
+        _EVENTS["duplicate"].inc()
         return 0
 
     now_ms = int(time.time() * 1000)
@@ -59,22 +66,26 @@ async def match_event(ctx: WorkerContext, where: Received) -> int:
         )
         for webhook in webhooks
     ]
+    saved = EventRecord(
+        id=event.id,
+        type=event.type,
+        created_at=event.created_at,
+        body=event.body,
+        received_at=datetime.now(UTC),
+    )
+    producer, topic = ctx.producer, ctx.topics.deliveries
     await asyncio.gather(
         *(
-            ctx.producer.send(ctx.topics.deliveries, m.body, key=m.key(), headers=m.headers())
+            hand_off(
+                ctx.health,
+                partial(producer.send, topic, m.body, key=m.key(), headers=m.headers()),
+            )
             for m in messages
-        )
+        ),
+        hand_off(ctx.health, partial(ctx.records.save_event, saved)),
     )
-    await ctx.store.deliveries.save_event(
-        EventRecord(
-            id=event.id,
-            type=event.type,
-            created_at=event.created_at,
-            body=event.body,
-            received_at=datetime.now(UTC),
-        )
-    )
-    metrics.EVENTS.labels("matched").inc()
+    ctx.recent.add(event.id)
+    _EVENTS["matched"].inc()
     return len(messages)
 
 

@@ -1,11 +1,15 @@
-"""The shape of both agents: admit each message under a bound, run it as a task, ack in order.
+"""The match agent's shape: admit each message under a bound, run it as a task, ack in order.
 
 - The stream is read without automatic acks (``noack``); each message becomes a task, and a
   strong reference to every task is kept (the event loop holds only weak ones).
 - When a task ends, only the contiguous finished prefix of its partition is acked
   (``OrderedAcks``), so the committed offset never passes unfinished work.
-- A task that fails its hand-off (or raises anything unexpected) is never acked: the worker
-  stops, and its restart re-reads from the committed offset. No exception acks silently.
+- Hand-offs wait out outages inside the handler (``app.worker.handoff``), so a handler
+  raises only for a bug; then the message is never acked: ``crash`` stops the worker, and
+  its restart re-reads from the committed offset. No exception acks silently.
+
+(The deliver step reads its topics with its own confluent-kafka consumer of the same shape:
+``app.worker.attempts``.)
 """
 
 from __future__ import annotations
@@ -46,9 +50,9 @@ async def consume(
             await handler(ctx, received)
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # never ack: stop the worker, re-read after restart
+        except BaseException as exc:  # a bug: never ack, stop, re-read after restart
             log.critical(
-                "%s: hand-off failed for %s[%d]@%d; stopping without ack",
+                "%s: unexpected error on %s[%d]@%d; stopping without ack",
                 name,
                 received.topic,
                 received.partition,

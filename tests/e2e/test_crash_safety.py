@@ -87,9 +87,11 @@ async def rig(stack_settings: Settings, request: pytest.FixtureRequest) -> Async
         updated_at=now,
     )
     await store.webhooks.create(webhook)  # workers load it from Cassandra at start
+    recorder = Role("recorder", settings).start()  # writes the records the workers log
     try:
         yield Rig(settings, receiver, store, webhook.id)
     finally:
+        await recorder.astop()
         receiver.gates["/gated"].set()
         await receiver.stop()
         await store.close()

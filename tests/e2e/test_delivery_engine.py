@@ -62,7 +62,7 @@ async def pipeline(stack_settings: Settings) -> AsyncIterator[Pipeline]:
     prepare(settings)
     receiver = Receiver()
     await receiver.start()
-    roles = [Role(name, settings).start() for name in ("api", "worker", "scheduler")]
+    roles = [Role(name, settings).start() for name in ("api", "worker", "scheduler", "recorder")]
     api = httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{settings.api.port}",
         headers={"Authorization": f"Bearer {API_KEY}"},

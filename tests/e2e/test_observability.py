@@ -48,7 +48,7 @@ async def test_metrics_count_real_deliveries_and_logs_keep_secrets_out(
     receiver = Receiver()
     receiver.script["/fails"] = [500]
     await receiver.start()
-    roles = [Role(name, settings).start() for name in ("api", "worker", "scheduler")]
+    roles = [Role(name, settings).start() for name in ("api", "worker", "scheduler", "recorder")]
     api = httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{settings.api.port}",
         headers={"Authorization": f"Bearer {API_KEY}"},

@@ -44,7 +44,7 @@ async def pipeline(stack_settings: Settings) -> AsyncIterator[tuple[Settings, Re
     create_topics(settings)
     receiver = Receiver()
     await receiver.start()
-    roles = [Role(name, settings).start() for name in ("api", "worker", "scheduler")]
+    roles = [Role(name, settings).start() for name in ("api", "worker", "scheduler", "recorder")]
     try:
         yield settings, receiver
     finally:
