@@ -13,8 +13,8 @@ request). Single-key batches are exempt from both. So:
 
 - a group (one key) is sent whole, as one batch, however large, up to ``GROUP_MAX_STATEMENTS``
   (larger groups are split: still one key each);
-- small groups are packed together while the batch stays under ``MAX_KEYS`` keys and
-  ``MAX_BYTES`` estimated bytes;
+- small groups are packed together while the batch stays under ``MAX_KEYS`` keys,
+  ``MAX_BYTES`` estimated bytes and ``GROUP_MAX_STATEMENTS`` statements;
 - a request of one statement is sent as that statement, not as a batch.
 """
 
@@ -82,7 +82,9 @@ def pack(writes: Iterable[Write]) -> list[Request]:
                 requests.append(Request(chunk, {key}, size))
                 continue
             if open_request.writes and (
-                len(open_request.keys) >= MAX_KEYS or open_request.size + size > MAX_BYTES
+                len(open_request.keys) >= MAX_KEYS
+                or open_request.size + size > MAX_BYTES
+                or len(open_request.writes) + len(chunk) > GROUP_MAX_STATEMENTS
             ):
                 requests.append(open_request)
                 open_request = Request()
