@@ -28,7 +28,9 @@ so every assigned partition is resumed on assignment; see ``_on_assign``.
 Failure model: a delivery report error (e.g. the broker down for longer than
 ``message.timeout.ms``) stops the scheduler with ``HandOffError`` after committing only what
 was acknowledged before it; the restart re-reads from there. Duplicates are possible for
-forwarded-but-uncommitted messages (at-least-once), loss is not.
+forwarded-but-uncommitted messages (at-least-once), loss is not; a hop acknowledged but not
+committed is hopped again after a restart, so its retry may be redelivered twice, with the
+same delivery id (receivers dedupe on it).
 """
 
 from __future__ import annotations
