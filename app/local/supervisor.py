@@ -185,7 +185,7 @@ class Supervisor:
         ran_for = now - child.started_at
         child.streak, delay = self._backoff.after_exit(child.streak, ran_for)
         child.restart_at = now + delay
-        where = f" (log: {log_path(self._log_dir, child.spec)})" if self._log_dir else ""
+        where = f" (log: {_short(log_path(self._log_dir, child.spec))})" if self._log_dir else ""
         self._say(
             f"{_clock_time()} {child.spec.name} {describe_exit(code)} after "
             f"{human_seconds(ran_for)}; restarting in {human_seconds(delay)}{where}"
@@ -246,6 +246,13 @@ def human_seconds(seconds: float) -> str:
     if whole < 3600:
         return f"{whole // 60} min {whole % 60} s"
     return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
+def _short(path: Path) -> str:
+    """The path with the home directory as ``~``, so the terminal line stays short."""
+    with contextlib.suppress(ValueError, RuntimeError):
+        return "~/" + str(path.relative_to(Path.home()))
+    return str(path)
 
 
 def _clock_time() -> str:

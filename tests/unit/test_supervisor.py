@@ -3,6 +3,8 @@ fake child processes (real processes are in tests/e2e/test_up_supervision.py).""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.local.supervisor import (
@@ -10,6 +12,7 @@ from app.local.supervisor import (
     Process,
     RoleSpec,
     Supervisor,
+    _short,
     describe_exit,
     human_seconds,
 )
@@ -64,6 +67,13 @@ def test_describe_exit(code: int, text: str) -> None:
 )  # fmt: skip
 def test_human_seconds(seconds: float, text: str) -> None:
     assert human_seconds(seconds) == text
+
+
+def test_log_paths_under_home_are_shown_with_a_tilde() -> None:
+    assert _short(Path.home() / ".cache/hookstream/logs/worker.log") == (
+        "~/.cache/hookstream/logs/worker.log"
+    )
+    assert _short(Path("/var/log/worker.log")) == "/var/log/worker.log"
 
 
 class FakeProcess:
