@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--name NAME] [--scenarios s1,s2,...] [--profile]``
+"""``python -m bench [--quick] [--name NAME] [--scenarios s1,s7,...] [--profile]``
 
 1. the local stack on the bench's own ports (reused, or started and stopped again),
 2. nginx (installed with apt-get if missing) as the fast receiver,
@@ -6,7 +6,7 @@
 4. the scenarios against the real pipeline,
 5. ``bench/results/<date>-<name>.{json,md,png}``, and the markdown printed.
 
-Full run < 15 minutes, ``--quick`` < 3 minutes (ceilings + scenario 1).
+Full run < 20 minutes, ``--quick`` < 7 minutes (ceilings + scenarios 1 and 7).
 """
 
 from __future__ import annotations
@@ -27,7 +27,31 @@ from bench.scenarios import Plan, Scenarios
 from bench.stack import BenchStack
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL_SCENARIOS = ("s1", "s2", "s3", "s4", "s5", "s6")
+ALL_SCENARIOS = ("s1", "s2", "s3", "s4", "s5", "s6", "s7")
+QUICK_SCENARIOS = ("s1", "s7")
+SCENARIO_HELP = """\
+scenarios (each on its own pipeline: topics, keyspace, consumer groups; nginx is the fast
+receiver; the pipeline is `hookstream worker` plus `recorder` when the CLI has that command,
+`scheduler` for s5 and `api` for s1 and s7):
+  s1  fast receiver, 1 webhook, 1 KB: sustained deliveries/s (stepped open-loop rate, flat
+      lag), event -> first attempt p50/p95/p99 at 50 % and 80 % of it, and the record lag at
+      the sustained rate (receiver's answer -> attempt visible through
+      GET /v1/webhooks/{id}/deliveries, a sampled subset polled every 100 ms)
+  s2  fan-out: each event matches 10 webhooks
+  s3  receiver answering after 50 ms (Little's law)
+  s4  isolation: 1 % of events to a receiver that never answers, 99 % to nginx
+  s5  retries: 20 % of attempts get 503, schedule 0, 1s, 2s, 3s, 4s (worker + scheduler)
+  s6  payloads of 16 KB and 256 KB
+  s7  backlog drain: 20,000 1 KB events on the topic before one worker starts; deliveries/s
+      from the first to the last arrival at nginx, lost/duplicates, every record visible
+      through the API; then GET deliveries page p50/p95/p99 at 200 req/s open loop against
+      that webhook's 20,000 deliveries: no filter, status=success, status=failed
+every scenario reports CPU per delivery (user+sys from /proc) per role: worker, and recorder
+when there is one. --quick runs the ceilings, s1 and s7.
+
+BENCH_APP_DIR=DIR runs the pipeline from another source tree (e.g. `git archive <commit> |
+tar -x -C DIR`) with this bench: a before/after on the same machine.
+"""
 
 
 def say(text: str) -> None:
@@ -98,6 +122,30 @@ def measure_ceilings(stack: BenchStack, nginx: Nginx, quick: bool) -> dict[str, 
     return out
 
 
+def app_tree_info() -> dict[str, Any]:
+    """Which source tree the roles run from, its commit and whether its app/ has edits."""
+    import subprocess
+
+    from bench.pipeline import app_tree, has_command
+
+    tree = app_tree()
+    info: dict[str, Any] = {"dir": str(tree), "recorder": has_command("recorder", tree)}
+
+    def git(*args: str) -> str | None:
+        done = subprocess.run(
+            ["git", *args], cwd=tree, capture_output=True, text=True, timeout=30, check=False
+        )
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    # a tree from ``git archive`` has no .git: its commit is in the archive's header, kept by
+    # the recipe in BENCHMARKS.md as DIR/.git-commit
+    marker = tree / ".git-commit"
+    info["git_head"] = marker.read_text().strip() if marker.exists() else git("rev-parse", "HEAD")
+    if info["git_head"] and not marker.exists():
+        info["app_uncommitted_changes"] = bool(git("status", "--porcelain", "--", "app"))
+    return info
+
+
 def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
 
@@ -127,18 +175,38 @@ def cleanup(stack: BenchStack, keyspaces: list[str], prefixes: list[str]) -> Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="ceilings + scenario 1, < 3 min")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Hookstream's benchmark: ceilings, then the real pipeline, as ratios.",
+        epilog=SCENARIO_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="ceilings (3 s each) + scenarios 1 and 7, < 7 min"
+    )
     parser.add_argument("--name", default=None, help="results file name (default: full/quick)")
-    parser.add_argument("--scenarios", default=None, help="comma list of s1..s6")
+    parser.add_argument("--scenarios", default=None, help="comma list of s1..s7")
     parser.add_argument("--profile", action="store_true", help="py-spy the worker in s1")
     parser.add_argument("--no-ceilings", action="store_true")
     parser.add_argument("--keep-stack", action="store_true", help="never stop the stack")
+    parser.add_argument(
+        "--drain-events",
+        type=int,
+        default=20_000,
+        help="backlog of scenario 7 (default 20,000; smaller only to try the bench itself)",
+    )
     a = parser.parse_args(argv)
 
     began = time.monotonic()
-    budget = 170.0 if a.quick else 14 * 60.0
-    chosen = a.scenarios.split(",") if a.scenarios else (["s1"] if a.quick else list(ALL_SCENARIOS))
+    budget = 420.0 if a.quick else 20 * 60.0
+    chosen = (
+        a.scenarios.split(",")
+        if a.scenarios
+        else list(QUICK_SCENARIOS if a.quick else ALL_SCENARIOS)
+    )
+    unknown = [c for c in chosen if c not in ALL_SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}; choose from {', '.join(ALL_SCENARIOS)}")
     name = a.name or ("quick" if a.quick else "full")
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     stem = f"{date}-{name}"
@@ -148,9 +216,11 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": "quick" if a.quick else "full",
         "machine": machine.describe(),
+        "app_tree": app_tree_info(),
         "scenarios": {},
     }
     say(f"bench {name}: load average {result['machine']['load_average_start']}, logs in {log_dir}")
+    say(f"pipeline from {result['app_tree']['dir']} (recorder: {result['app_tree']['recorder']})")
     stack = BenchStack.up(say)
     nginx = Nginx().start()
     say(f"nginx receiver on {nginx.url()}")
@@ -165,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         profile_seconds=8.0,
         results_dir=RESULTS,
         run_name=stem,
+        record_lag_seconds=8.0 if a.quick else 16.0,
+        api_seconds=5.0 if a.quick else 10.0,
+        drain_events=a.drain_events,
     )
     runner = Scenarios(stack.settings, nginx, plan, say, log_dir)
     keyspaces: list[str] = []
@@ -188,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         if "s6" in chosen:
             for kib in (16, 256):
                 runner.s6_payload(s1, kib)
+        if "s7" in chosen:
+            runner.s7_drain()
     finally:
         result["scenarios"] = runner.results
         if runner.profile is not None:

@@ -1,12 +1,23 @@
 """One isolated pipeline under test: its own topics and keyspace, its webhooks written to
 Cassandra before the worker starts (so the worker's first load has them), ``hookstream worker``
-(and ``scheduler``) as child processes, and the probes the scenarios read: consumer lag from
-Kafka's committed offsets, and the worker's CPU time and RSS from ``/proc``."""
+(and ``scheduler``, ``api``, and ``recorder`` when the CLI has that command) as child processes,
+and the probes the scenarios read: consumer lag from Kafka's committed offsets (the worker's
+topics, and the records topic for the recorder), and each role's CPU time and RSS from
+``/proc``.
+
+The roles run from ``BENCH_APP_DIR`` when it is set (bench/__init__.py): a source tree such as
+``git archive <commit> | tar -x -C DIR``, so an older commit can be measured with today's
+bench, on the same machine, without touching the working tree. ``migrate`` runs from that tree
+too, so its schema and topics are the ones its roles expect.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -21,9 +32,67 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from app.settings import Settings
 from app.topics import Topics
 from app.webhooks import Webhook, generate_secret, new_webhook_id
-from tests.support import Role, pipeline_settings, prepare
+from tests.support import Role, pipeline_settings
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def app_tree() -> Path:
+    """Where the roles run from: ``BENCH_APP_DIR`` (see bench/__init__.py) or this tree."""
+    from bench import APP_DIR
+
+    return Path(APP_DIR) if APP_DIR else ROOT
+
+
+@functools.cache
+def has_command(command: str, app_dir: Path) -> bool:
+    """Whether ``hookstream <command>`` exists in the tree the roles run from: its ``--help``
+    exits 0 (typer exits 2 for an unknown command). Asked at run time, so one bench measures
+    the pipeline before and after a role is added."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "app.cli", command, "--help"],
+            cwd=app_dir,
+            env=_tree_env(dict(os.environ), app_dir),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
+
+
+def _tree_env(env: dict[str, str], app_dir: Path) -> dict[str, str]:
+    if app_dir != ROOT:
+        # the cwd comes first on sys.path for ``-m``; PYTHONPATH makes it hold for any child
+        env["PYTHONPATH"] = os.pathsep.join([str(app_dir), env.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        )
+    return env
+
+
+class TreeRole(Role):
+    """A ``hookstream <role>`` child run from ``app_dir``."""
+
+    def __init__(self, role: str, settings: Settings, log_dir: Path, app_dir: Path) -> None:
+        super().__init__(role, settings, log_dir)
+        self.app_dir = app_dir
+        self.env = _tree_env(self.env, app_dir)
+
+    def start(self) -> TreeRole:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", self.role],
+                env=self.env,
+                cwd=self.app_dir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        return self
 
 
 @dataclass(frozen=True)
@@ -51,12 +120,16 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+RECORDS_SUFFIX = "records"  # issue 10: ``hookstream.records``, the attempts' records
+
+
 class LagProbe:
     """Messages produced but not yet committed by the worker's group, over the topics the
     worker reads (events, deliveries, redeliver): two admin requests (end offsets, committed
-    offsets); it never joins the group."""
+    offsets); it never joins the group. With a recorder, ``record_lag`` does the same for the
+    records topic and the recorder's group."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, recorder: bool = False) -> None:
         topics = Topics.from_settings(settings)
         self._group = settings.kafka.consumer_group
         self._admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
@@ -66,21 +139,99 @@ class LagProbe:
             for t in (topics.events, topics.deliveries, topics.redeliver)
             for p in range(n)
         ]
+        self._records_topic = f"{settings.kafka.topic_prefix}.{RECORDS_SUFFIX}"
+        self._records_tps: list[TopicPartition] | None = None
+        self._recorder = recorder
+        self._recorder_groups = recorder_groups(settings)
+        self.recorder_group: str | None = None
 
-    def lag(self) -> int:
+    def _lag(self, group: str, tps: list[TopicPartition]) -> int:
         ends_f = self._admin.list_offsets(
-            {tp: OffsetSpec.latest() for tp in self._tps}, request_timeout=10
+            {tp: OffsetSpec.latest() for tp in tps}, request_timeout=10
         )
         committed_f = self._admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(self._group, self._tps)], request_timeout=10
+            [ConsumerGroupTopicPartitions(group, tps)], request_timeout=10
         )
         ends = {(tp.topic, tp.partition): f.result(15).offset for tp, f in ends_f.items()}
-        committed = committed_f[self._group].result(15).topic_partitions
+        committed = committed_f[group].result(15).topic_partitions
         done = {(tp.topic, tp.partition): max(tp.offset, 0) for tp in committed}
         return sum(max(0, end - done.get(key, 0)) for key, end in ends.items())
 
+    def lag(self) -> int:
+        return self._lag(self._group, self._tps)
+
+    def record_lag(self) -> int | None:
+        """Records not yet committed by the recorder; None without a recorder."""
+        if not self._recorder:
+            return None
+        if self._records_tps is None:
+            meta = self._admin.list_topics(self._records_topic, timeout=10).topics
+            parts = meta.get(self._records_topic)
+            if parts is None or parts.error is not None or not parts.partitions:
+                return None
+            self._records_tps = [TopicPartition(self._records_topic, p) for p in parts.partitions]
+        if self.recorder_group is not None:
+            return self._lag(self.recorder_group, self._records_tps)
+        # the group the recorder commits under: the least lag among the candidates (before
+        # any commit all of them show the whole topic, which is then the true lag)
+        lags = {g: self._lag(g, self._records_tps) for g in self._recorder_groups}
+        if not lags:
+            return None
+        group = min(lags, key=lambda g: lags[g])
+        ends = self._lag("bench-never-a-group", self._records_tps)
+        if lags[group] < ends:
+            self.recorder_group = group
+        return lags[group]
+
     def close(self) -> None:
         pass
+
+
+def _group_settings(settings: Settings) -> list[tuple[str, str, str]]:
+    """(section, field, value) of every consumer-group setting (a str field named ``*group``)
+    in every settings section: ``kafka.consumer_group``, ``recorder.consumer_group``, …"""
+    from pydantic import BaseModel
+
+    out: list[tuple[str, str, str]] = []
+    for section in type(settings).model_fields:
+        group = getattr(settings, section)
+        if not isinstance(group, BaseModel):
+            continue
+        for name in type(group).model_fields:
+            value = getattr(group, name)
+            if name.endswith("group") and isinstance(value, str):
+                out.append((section, name, value))
+    return out
+
+
+def recorder_groups(settings: Settings) -> list[str]:
+    """Consumer groups the recorder may commit under: any group setting of a "record…"
+    section or named "record…" (whatever its final name), else a default."""
+    found = [
+        value
+        for section, name, value in _group_settings(settings)
+        if "record" in section or "record" in name
+    ]
+    return found or [f"{settings.kafka.consumer_group.rsplit('-', 1)[0]}-recorder"]
+
+
+def isolate_groups(settings: Settings, token: str) -> Settings:
+    """``tests.support.isolated`` names the worker's and scheduler's groups after the pipeline;
+    do the same for every other group setting (the recorder's), so runs never share one."""
+    prefix = f"t{token}"
+    changes: dict[str, dict[str, str]] = {}
+    for section, name, value in _group_settings(settings):
+        if not value.startswith(prefix):
+            suffix = section if name == "consumer_group" else f"{section}-{name}"
+            changes.setdefault(section, {})[name] = f"{prefix}-{suffix.replace('_', '-')}"
+    if not changes:
+        return settings
+    return settings.model_copy(
+        update={
+            section: getattr(settings, section).model_copy(update=fields)
+            for section, fields in changes.items()
+        }
+    )
 
 
 class Pipeline:
@@ -91,34 +242,102 @@ class Pipeline:
         hooks: Sequence[Hook],
         *,
         scheduler: bool = False,
+        api: bool = False,
         attempt_timeout: float = 5.0,
         log_dir: Path,
     ) -> None:
         self.token = f"b{name}{uuid.uuid4().hex[:6]}"
-        self.settings = pipeline_settings(
+        settings = pipeline_settings(
             stack, self.token, delivery={"attempt_timeout": attempt_timeout}
         )
+        # one poll of the record-lag probe reads a whole sample set in one page
+        settings = settings.model_copy(
+            update={"api": settings.api.model_copy(update={"page_limit": 1000})}
+        )
+        self.settings = isolate_groups(settings, self.token)
         self.topics = Topics.from_settings(self.settings)
         self.hooks = list(hooks)
         self.webhooks: list[Webhook] = []
         self.with_scheduler = scheduler
+        self.with_api = api
+        self.app_dir = app_tree()
+        self.with_recorder = has_command("recorder", self.app_dir)
         self.log_dir = log_dir
         self.worker: Role | None = None
         self.scheduler: Role | None = None
+        self.recorder: Role | None = None
+        self.api: Role | None = None
         self.lag_probe: LagProbe | None = None
+        self.worker_ready_at: float | None = None  # monotonic
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self, say: Callable[[str], None]) -> None:
+    def role(self, name: str) -> TreeRole:
+        return TreeRole(name, self.settings, self.log_dir, self.app_dir)
+
+    def start(self, say: Callable[[str], None], *, roles: bool = True) -> None:
+        """Schema, topics and webhooks; then (``roles``) every role, ready."""
         began = time.monotonic()
-        prepare(self.settings)  # keyspace, tables, topics
+        self.prepare()
+        if self.with_api:
+            self.start_api()
+        if roles:
+            self.start_roles()
+            self.wait_worker_ready(120)
+        say(
+            f"  pipeline {self.token} up in {time.monotonic() - began:.1f} s "
+            f"(roles: {', '.join(self.role_names()) or 'none yet'})"
+        )
+
+    def prepare(self) -> None:
+        """``hookstream migrate`` from the roles' tree (keyspace, tables, topics), webhooks."""
+        migrate = self.role("migrate").start()
+        code = migrate.wait(240)
+        if code != 0:
+            raise RuntimeError(f"migrate exited {code}; log:\n{migrate.log()[-3000:]}")
         asyncio.run(self._create_webhooks())
-        self.worker = Role("worker", self.settings, self.log_dir).start()
+        self.lag_probe = LagProbe(self.settings, recorder=self.with_recorder)
+
+    def start_api(self, timeout: float = 60) -> None:
+        import httpx
+
+        self.api = self.role("api").start()
+        url = f"http://127.0.0.1:{self.settings.api.port}/readyz"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.api.alive():
+                raise RuntimeError(f"api exited; log:\n{self.api.log()[-3000:]}")
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"api not ready after {timeout} s; log:\n{self.api.log()[-3000:]}")
+
+    def start_roles(self) -> None:
+        """Recorder first (when this tree has one), then the worker, then the scheduler."""
+        if self.with_recorder:
+            self.recorder = self.role("recorder").start()
+        self.worker = self.role("worker").start()
         if self.with_scheduler:
-            self.scheduler = Role("scheduler", self.settings, self.log_dir).start()
-        self._wait_log(self.worker, "worker ready", 120)
-        self.lag_probe = LagProbe(self.settings)
-        say(f"  pipeline {self.token} up in {time.monotonic() - began:.1f} s")
+            self.scheduler = self.role("scheduler").start()
+
+    def wait_worker_ready(self, timeout: float, poll: float = 0.25) -> None:
+        assert self.worker is not None
+        self._wait_log(self.worker, "worker ready", timeout, poll)
+        self.worker_ready_at = time.monotonic()
+
+    def role_names(self) -> list[str]:
+        return [n for n, r in self.roles().items() if r is not None]
+
+    def roles(self) -> dict[str, Role | None]:
+        return {
+            "worker": self.worker,
+            "recorder": self.recorder,
+            "scheduler": self.scheduler,
+            "api": self.api,
+        }
 
     async def _create_webhooks(self) -> None:
         from app.store import Store
@@ -142,18 +361,19 @@ class Pipeline:
             await store.close()
 
     @staticmethod
-    def _wait_log(role: Role, text: str, timeout: float) -> None:
+    def _wait_log(role: Role, text: str, timeout: float, poll: float = 0.25) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not role.alive():
                 raise RuntimeError(f"{role.role} exited; log:\n{role.log()[-3000:]}")
             if text in role.log():
                 return
-            time.sleep(0.25)
+            time.sleep(poll)
         raise RuntimeError(f"{role.role} not ready after {timeout} s; log:\n{role.log()[-3000:]}")
 
     def stop(self) -> None:
-        for role in (self.worker, self.scheduler):
+        # the worker first, so it can hand its last records to the recorder before it stops
+        for role in (self.worker, self.scheduler, self.recorder, self.api):
             if role is not None:
                 role.stop(timeout=20)
         if self.lag_probe is not None:
@@ -172,31 +392,58 @@ class Pipeline:
     def cpu_split(self) -> tuple[float, float]:
         return cpu_times(self.worker_pid)
 
+    def cpu_roles(self) -> dict[str, tuple[float, float]]:
+        """(utime, stime) of every running role except the API (its CPU is the poller's)."""
+        out: dict[str, tuple[float, float]] = {}
+        for name, role in self.roles().items():
+            if name != "api" and role is not None and role.proc is not None and role.alive():
+                out[name] = cpu_times(role.proc.pid)
+        return out
+
+    def api_cpu(self) -> float:
+        assert self.api is not None and self.api.proc is not None
+        return cpu_seconds(self.api.proc.pid)
+
     def failure(self) -> str:
-        """The worker's last critical log line and the exception at the end of it."""
+        """The last critical or error log line of a role that exited (the worker's first)."""
         import json
 
-        if self.worker is None:
+        dead = [r for r in (self.worker, self.recorder, self.scheduler, self.api)
+                if r is not None and not r.alive()]  # fmt: skip
+        role = dead[0] if dead else self.worker
+        if role is None:
             return "no worker"
-        for line in reversed(self.worker.log().splitlines()):
+        for line in reversed(role.log().splitlines()):
             if '"level":"critical"' in line or '"level":"error"' in line:
                 try:
                     record = json.loads(line)
                 except ValueError:
-                    return line[-600:]
+                    return f"{role.role}: {line[-600:]}"
                 exc = (record.get("exc") or "").strip().splitlines()
-                return f"{record.get('msg')}: {exc[-1] if exc else ''}"[:800]
-        return "exited without a critical log line; tail: " + self.worker.log()[-600:]
+                return f"{role.role}: {record.get('msg')}: {exc[-1] if exc else ''}"[:800]
+        return f"{role.role} exited without a critical log line; tail: " + role.log()[-600:]
 
     def rss(self) -> float:
         return rss_mib(self.worker_pid)
+
+    def rss_roles(self) -> dict[str, float]:
+        return {
+            name: round(rss_mib(role.proc.pid), 1)
+            for name, role in self.roles().items()
+            if role is not None and role.proc is not None and role.alive()
+        }
 
     def lag(self) -> int:
         assert self.lag_probe is not None
         return self.lag_probe.lag()
 
+    def record_lag(self) -> int | None:
+        assert self.lag_probe is not None
+        return self.lag_probe.record_lag()
+
     def alive(self) -> bool:
-        return self.worker is not None and self.worker.alive()
+        roles = [r for r in (self.worker, self.recorder, self.scheduler, self.api) if r]
+        return self.worker is not None and all(r.alive() for r in roles)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -204,6 +451,10 @@ class Pipeline:
             "topic_prefix": self.settings.kafka.topic_prefix,
             "keyspace": self.settings.cassandra.keyspace,
             "webhooks": len(self.webhooks),
+            "roles": self.role_names(),
+            "recorder": self.with_recorder,
+            "recorder_group": self.lag_probe.recorder_group if self.lag_probe else None,
+            "app_dir": str(self.app_dir),
             "concurrency": self.settings.delivery.concurrency,
             "per_webhook_concurrency": self.settings.delivery.per_webhook_concurrency,
             "attempt_timeout_s": self.settings.delivery.attempt_timeout,

@@ -40,6 +40,11 @@ def targets(result: dict[str, Any]) -> tuple[dict[str, float | None], list[stats
     p99_4 = _get(sc, "s4_isolation", "fast_latency_ms", "p99")
     late_p99 = _get(sc, "s5_retries", "lateness_s", "p99")
     late_limit = _get(sc, "s5_retries", "lateness_limit_s") or 1.0
+    drain = _get(sc, "s7_drain", "drain_deliveries_per_s")
+    s1_cpu = _get(sc, "s1_fast", "cpu_us_per_delivery")
+    drain_cpu = _get(sc, "s7_drain", "cpu_us_per_delivery")
+    record_p99 = _get(sc, "s1_fast", "record_lag", "record_lag_ms", "p99")
+    pages = _get(sc, "s7_drain", "api_pages") or {}
     ratios = {
         "H_aiohttp_best": h_best,
         "s1_over_H_aiohttp": stats.ratio(s1, h_best),
@@ -52,6 +57,10 @@ def targets(result: dict[str, Any]) -> tuple[dict[str, float | None], list[stats
         "s1_over_C_record": stats.ratio(s1, ceiling(result, "C_record")),
         "s2_over_s1": stats.ratio(s2, s1),
         "s4_p99_over_s1_p99": stats.ratio(p99_4, p99_1),
+        "drain_over_H_aiohttp": stats.ratio(drain, h_best),
+        "drain_over_sender_1hook": stats.ratio(drain, ceiling(result, "sender_1hook")),
+        "drain_over_C_record": stats.ratio(drain, ceiling(result, "C_record")),
+        "drain_over_s1": stats.ratio(drain, s1),
     }
     lost = [
         v for v in (
@@ -62,6 +71,13 @@ def targets(result: dict[str, Any]) -> tuple[dict[str, float | None], list[stats
             _get(sc, "s5_retries", "lost"),
             _get(sc, "s6_payload_16k", "correctness", "lost"),
             _get(sc, "s6_payload_256k", "correctness", "lost"),
+            _get(sc, "s7_drain", "correctness", "lost"),
+        ) if v is not None
+    ]  # fmt: skip
+    records_missing = [
+        v for v in (
+            _get(sc, "s7_drain", "records_missing"),
+            _get(sc, "s1_fast", "record_lag", "missing"),
         ) if v is not None
     ]  # fmt: skip
     out = [
@@ -78,7 +94,27 @@ def targets(result: dict[str, Any]) -> tuple[dict[str, float | None], list[stats
         stats.Target("scenario 4 fast-path p99 ÷ scenario 1 p99", ratios["s4_p99_over_s1_p99"],
                      "<=", 2.0),
         stats.Target("lost deliveries (all scenarios)", sum(lost) if lost else None, "==", 0),
+        # issue 10
+        stats.Target("scenario 1 sustained deliveries/s (issue 10)", s1, ">=", 1000.0),
+        stats.Target("scenario 1 worker CPU ms/delivery (issue 10)", stats.cpu_ms(s1_cpu),
+                     "<=", 1.0),
+        stats.Target("backlog drain deliveries/s (scenario 7)", drain, ">=", 2000.0),
+        stats.Target("backlog drain worker CPU ms/delivery (scenario 7)",
+                     stats.cpu_ms(drain_cpu), "<=", 1.0),
+        stats.Target("record lag p99 at the sustained rate (ms)", record_p99, "<=", 1000.0),
+        stats.Target("records never visible through the API (s1 samples, s7 drain)",
+                     sum(records_missing) if records_missing else None, "==", 0),
     ]  # fmt: skip
+    for variant, label in (("all", "no filter"), ("status_success", "status=success"),
+                           ("status_failed", "status=failed")):  # fmt: skip
+        out.append(
+            stats.Target(
+                f"GET deliveries page p99 at 200 req/s, {label} (ms)",
+                _get(pages, variant, "latency_ms", "p99"),
+                "<=",
+                20.0,
+            )
+        )
     return ratios, out
 
 
@@ -114,9 +150,12 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         "| scenario | sustained deliveries/s | p50 / p95 / p99 ms at 50 % "
         "| p50 / p95 / p99 ms at 80 % "
-        "| CPU µs/delivery | worker RSS MiB | lost | dup |",
-        "|---|---:|---|---|---:|---:|---:|---:|",
+        "| worker CPU ms/delivery | recorder CPU ms/delivery | worker RSS MiB | lost | dup |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|",
     ]
+
+    def ms(us: Any) -> str:
+        return _fmt(stats.cpu_ms(us), 2) if isinstance(us, int | float) else "–"
 
     def pct(lat: dict[str, Any] | None) -> str:
         if not lat:
@@ -126,14 +165,27 @@ def markdown(result: dict[str, Any]) -> str:
     for key, s in result.get("scenarios", {}).items():
         if "skipped" in s or "error" in s:
             why = s.get("skipped") or ("error: " + " ".join(s["error"].split())[:300])
-            lines.append(f"| {key} | {why} | | | | | | |")
+            lines.append(f"| {key} | {why} | | | | | | | |")
+            continue
+        if key == "s7_drain":
+            c = s.get("correctness", {})
+            lines.append(
+                f"| {key} (backlog of {_fmt(s.get('events'))}) "
+                f"| drain {_fmt(s.get('drain_deliveries_per_s'))} | – | – "
+                f"| {ms(s.get('cpu_us_per_delivery'))} "
+                f"| {ms(s.get('recorder_cpu_us_per_delivery'))} "
+                f"| {_fmt(s.get('worker_rss_mib'))} | {_fmt(c.get('lost'))} "
+                f"| {_fmt(c.get('duplicates'))} |"
+            )
             continue
         if key == "s4_isolation":
             c = s.get("correctness_fast_path", {})
             lines.append(
                 f"| {key} (fast path, at {_fmt(s['rate'])} ev/s) | – "
                 f"| {pct(s.get('fast_latency_ms'))}"
-                f" | – | – | {_fmt(s.get('worker_rss_mib'))} | {_fmt(c.get('lost'))} "
+                f" | – | {ms(s.get('cpu_us_per_delivery'))} "
+                f"| {ms(s.get('recorder_cpu_us_per_delivery'))} "
+                f"| {_fmt(s.get('worker_rss_mib'))} | {_fmt(c.get('lost'))} "
                 f"| {_fmt(c.get('duplicates'))} |"
             )
             continue
@@ -143,7 +195,9 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| {key} (at {_fmt(s['rate'])} ev/s) | retries {s['retries']}: lateness p50 "
                 f"{_fmt(late.get('p50', 0) * 1000)} ms, "
                 f"p99 {_fmt(late.get('p99', 0) * 1000)} ms, max "
-                f"{_fmt(late.get('max', 0) * 1000)} ms, early {s['early_fires']} | – | – | – "
+                f"{_fmt(late.get('max', 0) * 1000)} ms, early {s['early_fires']} | – | – "
+                f"| {ms(s.get('cpu_us_per_attempt'))} per attempt "
+                f"| {ms(s.get('recorder_cpu_us_per_attempt'))} "
                 f"| {_fmt(s.get('worker_rss_mib'))} | {_fmt(s.get('lost'))} "
                 f"| {_fmt(s.get('duplicates'))} |"
             )
@@ -153,9 +207,11 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {key} | {_fmt(s.get('sustained_deliveries_per_s'))} "
             f"| {pct(_get(s, 'latency_50', 'latency_ms'))} "
             f"| {pct(_get(s, 'latency_80', 'latency_ms'))} "
-            f"| {_fmt(s.get('cpu_us_per_delivery'))} | {_fmt(s.get('worker_rss_mib'))} "
+            f"| {ms(s.get('cpu_us_per_delivery'))} | {ms(s.get('recorder_cpu_us_per_delivery'))} "
+            f"| {_fmt(s.get('worker_rss_mib'))} "
             f"| {_fmt(c.get('lost'))} | {_fmt(c.get('duplicates'))} |"
         )
+    lines += _issue10_sections(result)
     ll = _get(result, "scenarios", "s3_slow", "littles_law")
     if ll:
         lines += [
@@ -202,6 +258,94 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _issue10_sections(result: dict[str, Any]) -> list[str]:
+    """Backlog drain, record lag and the API's page latency (issue 10)."""
+    sc = result.get("scenarios", {})
+    lines: list[str] = []
+    tree = result.get("app_tree") or {}
+    if tree:
+        dirty = " (with uncommitted app/ changes)" if tree.get("app_uncommitted_changes") else ""
+        lines += [
+            "",
+            f"Pipeline from `{tree.get('dir')}`, commit {tree.get('git_head') or 'unknown'}"
+            f"{dirty}; recorder role: {'yes' if tree.get('recorder') else 'no'}.",
+        ]
+    d = sc.get("s7_drain")
+    if isinstance(d, dict) and "drain_deliveries_per_s" in d:
+        cpu = d.get("cpu_roles_us_per_delivery_drain", {})
+        upto = d.get("cpu_roles_us_per_delivery_until_caught_up", {})
+        c = d.get("correctness", {})
+        lines += [
+            "",
+            "## Backlog drain (scenario 7: events on the topic before the worker starts)",
+            "",
+            "| events | arrived | first → last arrival s | deliveries/s | worker CPU ms/delivery "
+            "| recorder CPU ms/delivery | last arrival → records caught up s "
+            "| records visible via API | lost | dup |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {_fmt(d.get('events'))} | {_fmt(d.get('deliveries'))} "
+            f"| {_fmt(d.get('drain_seconds'), 1)} | **{_fmt(d.get('drain_deliveries_per_s'))}** "
+            f"| {_fmt(stats.cpu_ms(cpu.get('worker')), 2)} "
+            f"| {_fmt(stats.cpu_ms(upto.get('recorder')), 2)} "
+            f"| {_fmt(d.get('last_arrival_to_caught_up_s'), 1)} "
+            f"| {_fmt(d.get('records_visible'))} | {_fmt(c.get('lost'))} "
+            f"| {_fmt(c.get('duplicates'))} |",
+            "",
+            f"Worker start → ready {_fmt(d.get('worker_start_to_ready_s'), 1)} s; CPU spent "
+            f"starting (not counted above): {d.get('startup_cpu_s')}.",
+        ]
+    lag = _get(sc, "s1_fast", "record_lag")
+    if isinstance(lag, dict) and "record_lag_ms" in lag:
+        r = lag["record_lag_ms"]
+        cpu = lag.get("cpu_roles_us_per_delivery", {})
+        lines += [
+            "",
+            "## Record lag (scenario 1, at the sustained rate)",
+            "",
+            "Receiver's answer (nginx `$msec`) → the delivery shown with its attempt by "
+            f"`GET /v1/webhooks/{{id}}/deliveries` (polled every "
+            f"{_fmt(_get(lag, 'poller', 'interval_s') * 1000)} ms; the stamp is the poll's "
+            "response, so these are upper bounds).",
+            "",
+            "| rate ev/s | samples | p50 ms | p95 ms | p99 ms | max ms | never visible "
+            "| worker CPU ms/delivery | recorder CPU ms/delivery |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {_fmt(lag.get('rate'))} | {_fmt(lag.get('answered'))} (1 in "
+            f"{lag.get('sample_every')}) | {_fmt(r.get('p50'))} | {_fmt(r.get('p95'))} "
+            f"| **{_fmt(r.get('p99'))}** | {_fmt(r.get('max'))} | {_fmt(lag.get('missing'))} "
+            f"| {_fmt(stats.cpu_ms(cpu.get('worker')), 2)} "
+            f"| {_fmt(stats.cpu_ms(cpu.get('recorder')), 2)} |",
+        ]
+    pages = _get(sc, "s7_drain", "api_pages")
+    if isinstance(pages, dict) and pages:
+        lines += [
+            "",
+            "## API page latency (open loop, against the drained webhook's deliveries)",
+            "",
+            "Skipped: requests not sent because 256 were already in flight (the API was far "
+            "behind); their latency is unknown, so with any skipped the percentiles are lower "
+            "bounds.",
+            "",
+            "| GET /v1/webhooks/{id}/deliveries | rate req/s | achieved | items/page | p50 ms "
+            "| p95 ms | p99 ms | max ms | API CPU ms/request | skipped | statuses |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for name, got in pages.items():
+            if "skipped" in got:
+                lines.append(f"| {name} | {got['skipped']} | | | | | | | | | |")
+                continue
+            lat = got.get("latency_ms", {})
+            query = "&".join(f"{k}={v}" for k, v in got.get("params", {}).items()) or "(none)"
+            lines.append(
+                f"| {query} | {_fmt(got.get('rate'))} | {_fmt(got.get('achieved_per_s'))} "
+                f"| {_fmt(got.get('items_per_page'))} | {_fmt(lat.get('p50'), 1)} "
+                f"| {_fmt(lat.get('p95'), 1)} | **{_fmt(lat.get('p99'), 1)}** "
+                f"| {_fmt(lat.get('max'), 1)} | {_fmt(got.get('api_cpu_ms_per_request'), 2)} "
+                f"| {_fmt(got.get('skipped_over_in_flight_cap'))} | {got.get('statuses')} |"
+            )
+    return lines
+
+
 def chart(result: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -217,6 +361,8 @@ def chart(result: dict[str, Any], path: Path) -> None:
             colors.append("#9aa5b1")
     for key, s in result.get("scenarios", {}).items():
         v = s.get("sustained_deliveries_per_s") if isinstance(s, dict) else None
+        if isinstance(s, dict) and s.get("drain_deliveries_per_s"):
+            v = s["drain_deliveries_per_s"]
         if v:
             names.append(f"pipeline {key}")
             rates.append(v)
@@ -229,7 +375,8 @@ def chart(result: dict[str, Any], path: Path) -> None:
     for i, v in enumerate(rates):
         ax1.text(v, i, f" {v:,.0f}", va="center", fontsize=8)
 
-    labels, series = [], {"p50": [], "p95": [], "p99": []}
+    labels: list[str] = []
+    series: dict[str, list[float]] = {"p50": [], "p95": [], "p99": []}
     for key, s in result.get("scenarios", {}).items():
         if not isinstance(s, dict):
             continue

@@ -308,3 +308,102 @@ def cpu_us_per_delivery(cpu_seconds: float, deliveries: int) -> float | None:
 def littles_law_rate(in_flight: float, latency_s: float) -> float:
     """Throughput a concurrency-bound system reaches: L = λ·W, so λ = L / W."""
     return in_flight / latency_s
+
+
+def first_times(pairs: Iterable[tuple[str, float]]) -> dict[str, float]:
+    """The earliest time seen for each key (a duplicate arrival never moves it later)."""
+    out: dict[str, float] = {}
+    for key, at in pairs:
+        if key not in out or at < out[key]:
+            out[key] = at
+    return out
+
+
+@dataclass(frozen=True)
+class Drain:
+    count: int  # distinct deliveries that arrived
+    first: float | None  # arrival time of the first, seconds
+    last: float | None  # arrival time of the last
+    seconds: float  # last - first
+    per_s: float | None  # deliveries per second from first to last arrival
+
+
+def drain_rate(first_arrivals: Iterable[float]) -> Drain:
+    """Deliveries/s of a backlog drain, from the first to the last arrival at the receiver.
+
+    The first arrival opens the interval, so n arrivals span n - 1 intervals; the rate is
+    undefined for fewer than two arrivals or a zero-length span (a 1 ms log resolution makes
+    that possible only for tiny backlogs)."""
+    times = sorted(first_arrivals)
+    if not times:
+        return Drain(0, None, None, 0.0, None)
+    span = times[-1] - times[0]
+    per_s = (len(times) - 1) / span if len(times) > 1 and span > 0 else None
+    return Drain(len(times), times[0], times[-1], span, per_s)
+
+
+@dataclass(frozen=True)
+class RecordLag:
+    values: list[float]  # seconds, visible - answered, sorted, one per sample seen
+    missing: int  # samples answered by the receiver but never seen through the API
+    clamped: int  # samples seen before the receiver's logged answer (clock resolution)
+
+
+def record_lag(answered: Mapping[str, float], visible: Mapping[str, float]) -> RecordLag:
+    """Time from the receiver's answer until the attempt was visible through the API.
+
+    ``answered[delivery_id]`` is the receiver's (first) answer time; ``visible[delivery_id]`` when
+    a poll of the API first showed the delivery with the attempt. Only answered samples count;
+    a negative lag (the receiver logs in whole milliseconds, the poller stamps the response) is
+    clamped to 0 and counted, so a systematic skew would show."""
+    values: list[float] = []
+    missing = clamped = 0
+    for key, at in answered.items():
+        seen = visible.get(key)
+        if seen is None:
+            missing += 1
+            continue
+        lag = seen - at
+        if lag < 0:
+            clamped += 1
+            lag = 0.0
+        values.append(lag)
+    return RecordLag(sorted(values), missing, clamped)
+
+
+def open_loop_due(start: float, rate: float, index: int) -> float:
+    """When request ``index`` of an open-loop run at ``rate``/s is due (its latency is measured
+    from this time, not from when it was actually sent: no coordinated omission)."""
+    if rate <= 0:
+        raise ValueError("rate must be positive")
+    return start + index / rate
+
+
+def every_nth(rate: float, per_s: float, *, minimum: int = 2) -> int:
+    """The sampling step k (every k-th event) that yields about ``per_s`` samples a second at
+    ``rate`` events/s; at least ``minimum`` so most events stay on the measured path."""
+    if per_s <= 0:
+        raise ValueError("per_s must be positive")
+    return max(minimum, round(rate / per_s))
+
+
+def cpu_ms(cpu_us: float | None) -> float | None:
+    """µs per delivery as ms per delivery, for tables."""
+    return None if cpu_us is None else cpu_us / 1000
+
+
+def cpu_used(
+    before: Mapping[str, tuple[float, float]], after: Mapping[str, tuple[float, float]]
+) -> dict[str, float]:
+    """user+sys seconds each role spent between two (utime, stime) snapshots; a role missing
+    from either snapshot (not started yet, or exited) is left out rather than guessed."""
+    return {
+        role: (after[role][0] - before[role][0]) + (after[role][1] - before[role][1])
+        for role in after
+        if role in before
+    }
+
+
+def cpu_per_delivery(used: Mapping[str, float], deliveries: int) -> dict[str, float | None]:
+    """µs of CPU per delivery for each role."""
+    return {role: cpu_us_per_delivery(sec, deliveries) for role, sec in used.items()}

@@ -278,3 +278,78 @@ def test_cpu_per_delivery_in_microseconds(
 def test_littles_law() -> None:
     assert stats.littles_law_rate(16, 0.05) == pytest.approx(320)
     assert math.isclose(stats.littles_law_rate(256, 0.002), 128_000)
+
+
+def test_first_times_keep_the_earliest_of_duplicates() -> None:
+    got = stats.first_times([("a", 3.0), ("b", 1.0), ("a", 2.0), ("a", 5.0)])
+    assert got == {"a": 2.0, "b": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("times", "count", "seconds", "per_s"),
+    [
+        ([], 0, 0.0, None),
+        ([5.0], 1, 0.0, None),  # one arrival spans no interval
+        ([2.0, 2.0], 2, 0.0, None),  # a zero-length span has no rate
+        ([10.0, 11.0], 2, 1.0, 1.0),
+        ([13.0, 10.0, 11.0, 12.0, 14.0], 5, 4.0, 1.0),  # order does not matter
+        ([float(i) / 1000 for i in range(20_001)], 20_001, 20.0, 1000.0),
+    ],
+)
+def test_drain_rate_counts_intervals_from_first_to_last_arrival(
+    times: list[float], count: int, seconds: float, per_s: float | None
+) -> None:
+    d = stats.drain_rate(times)
+    assert (d.count, d.seconds) == (count, pytest.approx(seconds))
+    assert d.per_s == (None if per_s is None else pytest.approx(per_s))
+    if times:
+        assert (d.first, d.last) == (min(times), max(times))
+
+
+def test_record_lag_is_visible_minus_answered_and_counts_the_missing() -> None:
+    answered = {"a": 10.0, "b": 10.0, "c": 10.0, "d": 10.0}
+    visible = {"a": 10.25, "b": 11.5, "c": 9.999, "z": 1.0}  # z was never answered: ignored
+    lag = stats.record_lag(answered, visible)
+    assert lag.values == [0.0, pytest.approx(0.25), pytest.approx(1.5)]
+    assert (lag.missing, lag.clamped) == (1, 1)
+
+
+def test_record_lag_of_nothing() -> None:
+    assert stats.record_lag({}, {"a": 1.0}) == stats.RecordLag([], 0, 0)
+
+
+def test_open_loop_requests_are_due_on_a_fixed_schedule() -> None:
+    due = [stats.open_loop_due(100.0, 200.0, i) for i in (0, 1, 200, 1000)]
+    assert due == [100.0, pytest.approx(100.005), pytest.approx(101.0), pytest.approx(105.0)]
+    with pytest.raises(ValueError):
+        stats.open_loop_due(0.0, 0.0, 1)
+
+
+@pytest.mark.parametrize(
+    ("rate", "per_s", "expected"),
+    [(100, 25, 4), (1000, 25, 40), (30, 25, 2), (1, 25, 2), (2000, 25, 80)],
+)
+def test_every_nth_samples_about_per_s_and_never_every_event(
+    rate: float, per_s: float, expected: int
+) -> None:
+    assert stats.every_nth(rate, per_s) == expected
+
+
+def test_every_nth_needs_a_positive_sample_rate() -> None:
+    with pytest.raises(ValueError):
+        stats.every_nth(100, 0)
+
+
+def test_cpu_ms_converts_microseconds() -> None:
+    assert stats.cpu_ms(4700.0) == pytest.approx(4.7)
+    assert stats.cpu_ms(None) is None
+
+
+def test_cpu_used_per_role_between_snapshots() -> None:
+    before = {"worker": (1.0, 0.5), "recorder": (2.0, 1.0)}
+    after = {"worker": (3.0, 1.0), "recorder": (2.5, 1.25), "scheduler": (9.0, 9.0)}
+    used = stats.cpu_used(before, after)
+    assert used == {"worker": pytest.approx(2.5), "recorder": pytest.approx(0.75)}
+    per = stats.cpu_per_delivery(used, 500)
+    assert per == {"worker": pytest.approx(5000.0), "recorder": pytest.approx(1500.0)}
+    assert stats.cpu_per_delivery(used, 0) == {"worker": None, "recorder": None}
