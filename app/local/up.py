@@ -34,6 +34,7 @@ ROLES: tuple[RoleSpec, ...] = (
     RoleSpec("api", ("api",)),
     RoleSpec("worker", ("worker",)),
     RoleSpec("scheduler", ("scheduler",)),
+    RoleSpec("recorder", ("recorder",)),
 )
 POLL_INTERVAL = 0.5  # seconds between looks at the children: an exit is noticed this late
 

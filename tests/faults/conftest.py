@@ -23,6 +23,11 @@ from app.localstack.testing import ensure_stack
 from app.settings import Settings
 
 FAULT_PORTS = {"kafka": 29092, "controller": 29093, "cassandra": 29042, "storage": 27000}
+# Another fault stack beside this one (two people running fault tests on one machine):
+# HOOKSTREAM_TEST_FAULT_PORTS=kafka,controller,cassandra,storage, e.g. 39092,39093,39042,37000.
+_OVERRIDE = os.environ.get("HOOKSTREAM_TEST_FAULT_PORTS")
+if _OVERRIDE:
+    FAULT_PORTS = dict(zip(FAULT_PORTS, map(int, _OVERRIDE.split(",")), strict=True))
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
