@@ -13,6 +13,7 @@ from fastapi import FastAPI, Security
 
 from app.api.auth import ApiKeyAuth, AuthenticatedRoute, bearer_scheme
 from app.api.errors import install_error_handlers
+from app.api.limits import BodyLimit
 from app.api.metrics import ApiMetrics, MetricsMiddleware
 from app.api.ports import ProducerPort, StorePort
 from app.api.routes import deliveries, events, health, webhooks
@@ -25,7 +26,9 @@ Webhook management and delivery logs for Hookstream.
 
 Every `/v1` route needs `Authorization: Bearer <API key>`. Every 4xx and 5xx response has the
 body `{"error": {"type", "message", "field"}}`; `field` names the offending request field
-(`url`, `events[0]`, `limit`, `cursor`, …) or is null.
+(`url`, `events[0]`, `limit`, `cursor`, …) or is null. Values echoed in a message are cut to
+64 characters. A request body over `HOOKSTREAM_API__MAX_BODY_BYTES` (1 MiB by default) gets 413,
+unread.
 
 Secrets: `POST /v1/webhooks` returns the webhook's `secret`; other reads omit it, and
 `GET /v1/webhooks/{id}/secret` returns it.
@@ -88,7 +91,8 @@ def build(
     app.state.topics = Topics.from_settings(settings)
     app.state.metrics = ApiMetrics()
     install_error_handlers(app)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(BodyLimit, limit=settings.api.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: counts 413s
 
     for router in V1_ROUTERS:
         # Authentication lives in the route class; a /v1 route without it would be open.

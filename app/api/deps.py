@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
+from app.api.errors import echo
 from app.api.ports import ProducerPort, StorePort
 from app.errors import NotFound
 from app.settings import Settings
@@ -66,7 +67,7 @@ async def load_webhook(store: StorePort, webhook_id: str) -> Webhook:
     """The webhook, or NotFound (404) for an unknown or deleted id."""
     webhook = await store.webhooks.get(webhook_id) if plausible_id(webhook_id) else None
     if webhook is None:
-        raise NotFound(f"no webhook {webhook_id!r}")
+        raise NotFound(f"no webhook {echo(webhook_id)}")
     return webhook
 
 

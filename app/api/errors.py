@@ -40,6 +40,19 @@ ERROR_TYPES: dict[int, str] = {
 
 UNAUTHORIZED_MESSAGE = "missing or invalid API key; send Authorization: Bearer <key>"
 
+# A value echoed in an error message (an id from the path, say) is cut to this many
+# characters: a 100 KB path must not come back as a 100 KB error.
+ECHO_CHARS = 64
+# No message is longer than this, whatever a library put in it (a backstop for echo()).
+MESSAGE_CHARS = 1024
+
+
+def echo(value: str) -> str:
+    """``value`` quoted for an error message, cut to ECHO_CHARS characters and ``…``."""
+    if len(value) <= ECHO_CHARS:
+        return repr(value)
+    return repr(value[:ECHO_CHARS]) + "…"
+
 
 class ErrorDetail(BaseModel):
     type: str = Field(
@@ -90,8 +103,11 @@ _DESCRIPTIONS = {
     404: "Unknown (or deleted) id.",
     422: "A request field is invalid; `error.field` names it (`url`, `events[0]`, `limit`, "
     "`cursor`, …).",
-    503: "Cassandra or Kafka did not answer. Retry later (for test and retry nothing was "
-    "enqueued; repeating a recover is safe).",
+    413: "The request body is larger than `HOOKSTREAM_API__MAX_BODY_BYTES` (1 MiB by "
+    "default); it was refused before being read.",
+    503: "Cassandra or Kafka did not answer. Retry later. For test and retry, the message says "
+    "what became of the attempt: withdrawn (not sent, unless Kafka had stored it just before "
+    "it stopped answering) or still queued; repeating a recover is safe.",
 }
 
 
@@ -104,6 +120,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 def error_body(type: str, message: str, field: str | None = None) -> dict[str, Any]:
+    if len(message) > MESSAGE_CHARS:
+        message = message[:MESSAGE_CHARS] + "…"
     return {"error": {"type": type, "message": message, "field": field}}
 
 
@@ -185,6 +203,8 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
         # FastAPI's "error parsing the body" (e.g. undecodable bytes): the same category as
         # malformed JSON, so the same answer, a 422 naming the body.
         return error_response(422, "the request body could not be parsed", field="body")
+    if exc.status_code == 413:  # app.api.limits.BodyTooLarge, raised while a route reads
+        return error_response(413, str(exc.detail), field="body", headers=dict(exc.headers or {}))
     message = {
         404: "no such route",
         405: "method not allowed on this route",

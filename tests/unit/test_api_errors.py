@@ -1,15 +1,23 @@
-"""Pure parts of the API: error field names, bearer parsing, key matching, page sizes, and the
-public shapes' key sets (the seed's delivery examples omit keys rather than send nulls)."""
+"""Pure parts of the API: error field names, bearer parsing, key matching, page sizes, the
+public shapes' key sets (the seed's delivery examples omit keys rather than send nulls), and
+the limits on what an error echoes and how much of a body is read (the app over stand-ins for
+the store and producer, driven through ASGI: no sockets)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
+import orjson
 import pytest
+from fastapi import FastAPI
 from pydantic import SecretStr
+from starlette.types import Message
 
+from app.api import create_app
 from app.api.auth import ApiKeyAuth, bearer_token
-from app.api.errors import Unauthorized, field_name
+from app.api.errors import ECHO_CHARS, Unauthorized, echo, field_name
 from app.api.paging import page_size
 from app.api.schemas import DeliveryPublic, WebhookCreate, WebhookCreated, WebhookUpdate
 from app.api.validation import new_webhook, updated_webhook
@@ -17,6 +25,7 @@ from app.deliveries import DeliveryStatus
 from app.errors import InvalidWebhook
 from app.settings import ApiSettings, Settings
 from app.store.records import DeliveryRecord
+from app.webhooks import Webhook
 
 NOW = datetime(2026, 1, 15, 12, 30, tzinfo=UTC)
 
@@ -135,3 +144,170 @@ def test_update_refuses_null_for_fields_that_cannot_be_empty() -> None:
         hook, WebhookUpdate.model_validate({"description": None, "active": False}), settings
     )
     assert cleared.active is False and cleared.updated_at >= hook.updated_at
+
+
+# -- item 8: echoed values are cut, bodies past the limit are refused unread ----------------
+
+LIMIT = 4096
+KEY = "unit-key-0123456789"
+
+
+class _Webhooks:
+    def __init__(self) -> None:
+        self.created: list[Webhook] = []
+
+    async def create(self, webhook: Webhook) -> None:
+        self.created.append(webhook)
+
+    async def get(self, webhook_id: str) -> Webhook | None:
+        return None
+
+
+class _Store:
+    """Just enough store for these routes: creates are kept, every lookup finds nothing."""
+
+    def __init__(self) -> None:
+        self.webhooks = _Webhooks()
+        self.deliveries = None
+        self.api_keys = None
+
+
+class _Producer:
+    async def send(self, *_args: object, **_kwargs: object) -> None:
+        return None
+
+
+async def _up() -> None:
+    return None
+
+
+def _app(store: _Store | None = None) -> FastAPI:
+    settings = Settings(
+        api_keys=(SecretStr(KEY),),
+        api=ApiSettings(max_body_bytes=LIMIT),  # type: ignore[call-arg]
+    )
+    return create_app(
+        settings,
+        store or _Store(),  # type: ignore[arg-type]
+        _Producer(),
+        probes={"kafka": _up, "cassandra": _up},
+    )
+
+
+def test_echo_quotes_short_values_and_cuts_long_ones() -> None:
+    assert echo("hook_1") == "'hook_1'"
+    assert echo("x" * ECHO_CHARS) == repr("x" * ECHO_CHARS)
+    assert echo("y" * 100_000) == repr("y" * ECHO_CHARS) + "…"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/webhooks/{id}",
+        "/v1/webhooks/{id}/secret",
+        "/v1/deliveries/{id}",
+        "/v1/events/{id}/deliveries",
+    ],
+)
+async def test_a_100_kb_id_is_not_echoed_back_whole(path: str) -> None:
+    # Straight through ASGI: httpx itself refuses URLs past 64 KB; servers such as uvicorn
+    # with httptools pass them on.
+    huge = "h" * 100_000
+    scope = _http_scope([], method="GET", path=path.format(id=huge))
+    status, _headers, body, _taken = await _call(_app(), scope, iter([]))
+    assert status == 404
+    error = body["error"]
+    assert error["type"] == "not_found" and error["field"] is None
+    assert error["message"].endswith(repr("h" * ECHO_CHARS) + "…"), error["message"]
+    assert len(error["message"]) < 100
+
+
+def _http_scope(
+    headers: list[tuple[bytes, bytes]], *, method: str = "POST", path: str = "/v1/webhooks"
+) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"api"),
+            (b"authorization", f"Bearer {KEY}".encode()),
+            (b"content-type", b"application/json"),
+            *headers,
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("api", 80),
+    }
+
+
+async def _call(
+    app: FastAPI, scope: dict[str, Any], chunks: Iterator[bytes]
+) -> tuple[int, dict[str, str], Any, int]:
+    """Run one request through the ASGI app; returns status, headers, JSON body and the body
+    bytes the app took from ``receive``."""
+    taken = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> Message:
+        nonlocal taken
+        chunk = next(chunks, None)
+        if chunk is None:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        taken += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def send(message: Message) -> None:
+        sent.append(dict(message))
+
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+    return start["status"], headers, orjson.loads(body), taken
+
+
+def _assert_too_large(status: int, headers: dict[str, str], body: Any) -> None:
+    assert status == 413
+    assert body == {
+        "error": {
+            "type": "payload_too_large",
+            "message": f"the request body is larger than {LIMIT} bytes",
+            "field": "body",
+        }
+    }
+    assert headers["connection"] == "close"
+
+
+async def test_a_declared_content_length_past_the_limit_is_refused_before_any_read() -> None:
+    def never() -> Iterator[bytes]:
+        raise AssertionError("the body was read")
+        yield b""  # pragma: no cover
+
+    scope = _http_scope([(b"content-length", str(10 * 1024 * 1024).encode())])
+    status, headers, body, taken = await _call(_app(), scope, never())
+    _assert_too_large(status, headers, body)
+    assert taken == 0
+
+
+async def test_a_chunked_body_is_read_only_until_it_passes_the_limit() -> None:
+    chunk = b" " * 1000
+    ten_mb = (chunk for _ in range(10_000))
+    status, headers, body, taken = await _call(_app(), _http_scope([]), ten_mb)
+    _assert_too_large(status, headers, body)
+    assert LIMIT < taken <= LIMIT + len(chunk)
+
+
+async def test_a_body_of_exactly_the_limit_is_accepted() -> None:
+    document = orjson.dumps({"url": "https://yourapp.com/webhook", "events": ["user.created"]})
+    padded = document + b" " * (LIMIT - len(document))
+    store = _Store()
+    scope = _http_scope([(b"content-length", str(LIMIT).encode())])
+    status, _headers, body, taken = await _call(_app(store), scope, iter([padded]))
+    assert status == 201, body
+    assert taken == LIMIT and len(store.webhooks.created) == 1

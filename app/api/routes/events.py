@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from app.api.auth import AuthenticatedRoute
 from app.api.deps import EventIdPath, SettingsDep, StoreDep, plausible_event_id
-from app.api.errors import error_responses
+from app.api.errors import echo, error_responses
 from app.api.schemas import DeliveryPublic, EventDeliveries, EventType, EventTypeList
 from app.errors import NotFound
 from app.webhooks import TEST_EVENT_TYPE
@@ -40,14 +40,14 @@ SEED_DESCRIPTIONS = {
 )
 async def event_deliveries(event_id: EventIdPath, store: StoreDep) -> EventDeliveries:
     if not plausible_event_id(event_id):
-        raise NotFound(f"no event {event_id!r}")
+        raise NotFound(f"no event {echo(event_id)}")
     deliveries = await store.deliveries.list_by_event(event_id)
     webhook_ids = sorted({d.webhook_id for d in deliveries})
     found = await asyncio.gather(*(store.webhooks.get(w) for w in webhook_ids))
     live = {w for w, hook in zip(webhook_ids, found, strict=True) if hook is not None}
     deliveries = [d for d in deliveries if d.webhook_id in live]
     if not deliveries and await store.deliveries.get_event(event_id) is None:
-        raise NotFound(f"no event {event_id!r}")
+        raise NotFound(f"no event {echo(event_id)}")
     deliveries.sort(key=lambda d: d.created_at, reverse=True)
     return EventDeliveries(event_id=event_id, deliveries=[DeliveryPublic.of(d) for d in deliveries])
 
