@@ -35,7 +35,7 @@ K8S = DEPLOY / "k8s"
 DOCKERFILE = DEPLOY / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 OVERLAYS = ("base", "keda", "hpa")
-ROLES = ("api", "worker", "scheduler")
+ROLES = ("api", "worker", "scheduler", "recorder")
 HOOKSTREAM_SERVICES = ("migrate", *ROLES)
 K8S_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 PREFIX = "HOOKSTREAM_"
@@ -422,6 +422,15 @@ def test_probes(base: list[dict[str, Any]], deployed: Settings) -> None:
         # A rebalance can take minutes: liveness tolerates at least 3 minutes of silence.
         budget = liveness.get("periodSeconds", 10) * liveness.get("failureThreshold", 3)
         assert budget >= 180, role
+    # The recorder says on /readyz whether it writes (503 while held by a Cassandra outage);
+    # liveness only asks whether it answers, so an outage never gets it killed.
+    (recorder,) = containers(deployments["recorder"])
+    assert recorder["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert recorder["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    for kind in ("readinessProbe", "livenessProbe"):
+        assert probe_port(recorder, recorder[kind]) == deployed.recorder.metrics_port
+    liveness = recorder["livenessProbe"]
+    assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 180
 
 
 def test_service_reaches_the_api(base: list[dict[str, Any]], deployed: Settings) -> None:
@@ -465,6 +474,9 @@ def test_keda_scales_the_worker_on_its_own_topics_never_retries(
     retry_topics = set(topics.retries.values())
     assert retry_topics, "the default schedule has retry topics"
     env = k8s_env(docs)
+    recorder = objects.pop("recorder", None)
+    assert recorder is not None, "no ScaledObject for the recorder"
+    check_recorder_scaling(recorder, deployed, deployments, env)
     for name, scaled in objects.items():
         assert scaled["apiVersion"] == "keda.sh/v1alpha1"
         assert scaled["kind"] == "ScaledObject"
@@ -503,6 +515,34 @@ def test_keda_scales_the_worker_on_its_own_topics_never_retries(
     # KEDA allows one ScaledObject per workload.
     targets = [s["spec"]["scaleTargetRef"]["name"] for s in objects.values()]
     assert len(targets) == len(set(targets))
+
+
+def check_recorder_scaling(
+    scaled: dict[str, Any],
+    deployed: Settings,
+    deployments: dict[str, dict[str, Any]],
+    env: dict[str, str],
+) -> None:
+    """The recorder scales on its own group's lag of the records topic, and on nothing else."""
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    spec = scaled["spec"]
+    assert spec["scaleTargetRef"]["name"] == "recorder" in deployments
+    assert "replicas" not in deployments["recorder"]["spec"], "KEDA owns the replicas"
+    assert spec["minReplicaCount"] == 1
+    assert spec["maxReplicaCount"] == deployed.kafka.partitions
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 300
+    (trigger,) = spec["triggers"]
+    assert trigger["type"] == "kafka"
+    meta = trigger["metadata"]
+    assert all(isinstance(v, str) for v in meta.values()), "KEDA metadata are strings"
+    assert meta["topic"] == Topics.from_settings(deployed).records
+    assert meta["consumerGroup"] == deployed.recorder.consumer_group
+    assert meta["consumerGroup"] != deployed.kafka.consumer_group
+    assert meta["allowIdleConsumers"] == "false"
+    assert int(meta["lagThreshold"]) > 0
+    assert setting_for(meta["bootstrapServersFromEnv"]) == ("kafka", "bootstrap_servers")
+    assert meta["bootstrapServersFromEnv"] in env
 
 
 def test_hpa_alternative(deployed: Settings) -> None:
@@ -618,14 +658,16 @@ def test_compose_hookstream_service(name: str) -> None:
             "api": DEFAULTS.api.port,
             "worker": DEFAULTS.worker.metrics_port,
             "scheduler": DEFAULTS.scheduler.metrics_port,
+            "recorder": DEFAULTS.recorder.metrics_port,
         }[name]
-        path = "/healthz" if name == "api" else "/metrics"
+        path = "/healthz" if name in {"api", "recorder"} else "/metrics"
         assert f":{port}{path}" in check
         env = compose_env(service)
         configured = {
             "api": env.get("HOOKSTREAM_API__PORT"),
             "worker": env.get("HOOKSTREAM_WORKER__METRICS_PORT"),
             "scheduler": env.get("HOOKSTREAM_SCHEDULER__METRICS_PORT"),
+            "recorder": env.get("HOOKSTREAM_RECORDER__METRICS_PORT"),
         }[name]
         assert configured in (None, str(port))
 
@@ -675,6 +717,7 @@ def test_dockerfile_ports_and_env() -> None:
         DEFAULTS.api.port,
         DEFAULTS.worker.metrics_port,
         DEFAULTS.scheduler.metrics_port,
+        DEFAULTS.recorder.metrics_port,
     }
     assert dockerfile_env()["HOOKSTREAM_LOG__FORMAT"] == "json"
 
