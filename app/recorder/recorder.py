@@ -223,8 +223,8 @@ class Recorder:
                 metrics.WRITE_FAILURES.inc()
                 self._hold(f"Cassandra did not take a batch: {exc}")
                 log.warning(
-                    "recorder holding %d record(s): Cassandra refused the batch (retry in "
-                    "%.1f s): %s", batch.messages, backoff, exc,
+                    "recorder: Cassandra refused a batch of %d record(s) (retry in %.1f s): %s",
+                    batch.messages, backoff, exc,
                 )  # fmt: skip
                 if self._wait_polling(backoff, stop):
                     return
@@ -281,6 +281,7 @@ class Recorder:
         self._set_ready(False, reason)
         if not self._paused:
             self._set_paused(True)
+            log.warning("recorder holding its partitions: %s", reason)
 
     def _wait_polling(self, seconds: float, stop: threading.Event) -> bool:
         """Sleep ``seconds`` while serving the consumer; True if ``stop`` was set."""
