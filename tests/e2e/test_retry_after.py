@@ -1,7 +1,7 @@
 """Issue 9 item 5 through the whole pipeline: one receiver's ``Retry-After`` must not hold back
 another webhook's retries that share its retry topic's partition.
 
-Real API, worker, scheduler and recorder processes, real Kafka and Cassandra, a real HTTP
+Real API, worker and scheduler processes, real Kafka and Cassandra, a real HTTP
 receiver. The schedule is ``0,2s,1m`` and every topic has one partition, so both webhooks'
 retries share ``retry.2s[0]``: ``/busy`` answers ``429 Retry-After: 12`` (routed to the 2 s
 tier, the largest not longer than 12 s, as ``Retry-After: 120`` lands on the default 30 s
@@ -17,7 +17,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 import httpx
@@ -95,11 +94,6 @@ class Pipeline:
         webhook_id: str = response.json()["id"]
         return webhook_id
 
-    async def statuses(self, webhook_id: str) -> list[str]:
-        response = await self.api.get(f"/v1/webhooks/{webhook_id}/deliveries")
-        assert response.status_code == 200, response.text
-        return [d["status"] for d in response.json()["deliveries"]]
-
 
 @pytest.fixture
 async def pipeline(stack_settings: Settings) -> AsyncIterator[Pipeline]:
@@ -117,7 +111,7 @@ async def pipeline(stack_settings: Settings) -> AsyncIterator[Pipeline]:
         }
     )
     await receiver.start()
-    roles = [Role(name, settings).start() for name in ("api", "worker", "scheduler", "recorder")]
+    roles = [Role(name, settings).start() for name in ("api", "worker", "scheduler")]
     api = httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{settings.api.port}",
         headers={"Authorization": f"Bearer {API_KEY}"},
@@ -137,8 +131,8 @@ async def pipeline(stack_settings: Settings) -> AsyncIterator[Pipeline]:
 async def test_a_long_retry_after_does_not_hold_back_another_webhooks_retry(
     pipeline: Pipeline,
 ) -> None:
-    busy = await pipeline.webhook("/busy", "user.created")
-    flaky = await pipeline.webhook("/flaky", "user.updated")
+    await pipeline.webhook("/busy", "user.created")
+    await pipeline.webhook("/flaky", "user.updated")
     tier_topic = Topics.from_settings(pipeline.settings).retry_topic(timedelta(seconds=TIER_S))
     seen = pipeline.receiver.seen
 
@@ -176,12 +170,4 @@ async def test_a_long_retry_after_does_not_hold_back_another_webhooks_retry(
     # ... and the long one was never early, nor much later than its Retry-After asked.
     assert RETRY_AFTER_S <= busy_gap < RETRY_AFTER_S + TOLERANCE_S, busy_gap
 
-    for webhook_id in (busy, flaky):
-        await eventually(
-            partial(_is_success, pipeline, webhook_id), timeout=20, what="success in the log"
-        )
-    assert len(seen["/busy"]) == 2 and len(seen["/flaky"]) == 2  # one retry each, no more
-
-
-async def _is_success(pipeline: Pipeline, webhook_id: str) -> bool:
-    return await pipeline.statuses(webhook_id) == ["success"]
+    assert len(seen["/busy"]) == 2 and len(seen["/flaky"]) == 2  # one retry each, so far
