@@ -133,8 +133,8 @@ class ApiSettings(_Group):
     enqueue_timeout: Duration = Field(
         timedelta(seconds=10),
         gt=timedelta(0),
-        description="How long Kafka may take to take a test, retry or recover attempt; then the "
-        "API's producer drops it and the API answers 503.",
+        description="How long Kafka may take to acknowledge a test, retry or recover attempt; "
+        "then the API's producer drops the message and the API answers 503.",
     )
 
 
@@ -148,6 +148,12 @@ class WorkerSettings(_Group):
         description="Static group membership id (Kubernetes: the pod name). A restarted worker "
         "with the same id takes its partitions back without a rebalance. Unique per process.",
     )
+
+    @field_validator("instance_id", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        # An empty variable means "not set": a shared id would fence every worker but one.
+        return None if value == "" else value
     session_timeout: Duration = Field(
         timedelta(seconds=10),
         description="Kafka session timeout: how soon a killed worker's partitions move on.",

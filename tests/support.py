@@ -143,6 +143,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = getattr(model, name)
             if isinstance(value, BaseModel):
                 walk(value, f"{prefix}{name.upper()}__")
+            elif value is None:
+                continue  # unset: the default (None) applies
             else:
                 env[f"{prefix}{name.upper()}"] = text(value)
 

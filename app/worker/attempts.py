@@ -230,6 +230,13 @@ class AttemptConsumer:
                 room = self._limit - self.outstanding
                 messages = consumer.consume(num_messages=max(1, min(BATCH, room)), timeout=POLL_S)
                 if messages:
+                    fatal = next((m.error() for m in messages if _fatal(m)), None)
+                    if fatal is not None:
+                        # E.g. fenced by another member with our group.instance.id: nothing
+                        # this consumer does will heal it. Exit; the supervisor restarts us.
+                        log.critical("deliver: fatal consumer error: %s", fatal)
+                        self._on_loop(partial(self._on_bug, RuntimeError(str(fatal))))
+                        return
                     good = [m for m in messages if _usable(m)]
                     if good:
                         self._handed += len(good)
@@ -329,6 +336,11 @@ class AttemptConsumer:
                     )
         except Exception as exc:
             log.debug("deliver: lag not measured: %s", exc)
+
+
+def _fatal(message: Message) -> bool:
+    error = message.error()
+    return error is not None and bool(error.fatal())
 
 
 def _usable(message: Message) -> bool:

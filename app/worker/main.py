@@ -17,12 +17,12 @@ from typing import Any
 
 import faust
 import uvloop
-from app.records import RecordLog
 
 from app import metrics
 from app.delivery import AiohttpSender
 from app.kafka import AsyncProducer, wait_for_topics
 from app.matching import WebhookIndex
+from app.records import RecordLog
 from app.settings import Settings
 from app.store import Store
 from app.topics import Topics
