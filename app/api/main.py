@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api.app import attach, build
+from app.api.publish import producer_config
 from app.kafka import AsyncProducer
 from app.settings import Settings
 from app.store import Store
@@ -30,7 +31,8 @@ def build_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = await Store.connect(settings)
-        producer = AsyncProducer(settings)
+        # Its message timeout is shorter than the API's wait: a 503 leaves nothing queued.
+        producer = AsyncProducer(settings, **producer_config(settings))
         attach(app, store, producer)
         log.info("API ready on %s:%d", settings.api.host, settings.api.port)
         try:

@@ -21,10 +21,10 @@ from app.api.deps import (
     load_webhook,
     plausible_id,
 )
-from app.api.errors import ApiError, error_responses
+from app.api.errors import ApiError, Unavailable, echo, error_responses
 from app.api.paging import CursorQuery, LimitQuery, page_size, time_range
 from app.api.ports import StorePort
-from app.api.publish import enqueue_attempt
+from app.api.publish import AttemptQueued, AttemptWithdrawn, enqueue_attempt
 from app.api.schemas import (
     DeliveryDetail,
     DeliveryList,
@@ -97,7 +97,7 @@ async def list_deliveries(
     "/{id}/recover",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RecoverAccepted,
-    responses=error_responses(401, 404, 422, 503),
+    responses=error_responses(401, 404, 413, 422, 503),
     summary="Redeliver a webhook's failed deliveries",
     description="Re-enqueues every `failed` delivery of this webhook created in "
     "[since, until] (until defaults to now). Deliveries whose event has expired are skipped. "
@@ -126,16 +126,26 @@ async def recover(
             event = await store.deliveries.get_event(delivery.event_id)
             if event is None:
                 return False
-            await enqueue_attempt(producer, topics, _manual_attempt(delivery, event))
+            await enqueue_attempt(
+                producer, topics, _manual_attempt(delivery, event), settings.api.enqueue_timeout
+            )
             return True
 
     results = await asyncio.gather(*(one(d) for d in failed), return_exceptions=True)
     errors = [r for r in results if isinstance(r, BaseException)]
-    if errors:
-        # Some attempts may be enqueued already; repeating the recover is safe (receivers
-        # dedupe by webhook-id, and a duplicate attempt is within at-least-once).
-        raise errors[0]
     count = sum(1 for r in results if r is True)
+    # Some attempts may be enqueued already; repeating the recover is safe (receivers dedupe
+    # by webhook-id, and a duplicate attempt is within at-least-once).
+    if any(not isinstance(e, AttemptWithdrawn | AttemptQueued) for e in errors):
+        raise next(e for e in errors if not isinstance(e, AttemptWithdrawn | AttemptQueued))
+    if errors:
+        queued = sum(1 for e in errors if isinstance(e, AttemptQueued))
+        raise Unavailable(
+            f"{count} of {len(failed)} failed deliveries were re-enqueued; Kafka did not "
+            f"acknowledge {len(errors)} ({queued} of them still queued, the others withdrawn "
+            "unless Kafka had stored them just before it stopped answering); repeating the "
+            "recover is safe"
+        )
     if count < len(failed):
         log.info(
             "recover skipped %d deliveries whose event expired",
@@ -168,17 +178,21 @@ async def get_delivery(delivery_id: DeliveryIdPath, store: StoreDep) -> Delivery
     "retention period) no longer exists.",
 )
 async def retry_delivery(
-    delivery_id: DeliveryIdPath, store: StoreDep, producer: ProducerDep, topics: TopicsDep
+    delivery_id: DeliveryIdPath,
+    settings: SettingsDep,
+    store: StoreDep,
+    producer: ProducerDep,
+    topics: TopicsDep,
 ) -> RetryAccepted:
     delivery = await _load_delivery(store, delivery_id)
     event = await store.deliveries.get_event(delivery.event_id)
     if event is None:
         raise NotFound(
-            f"the event {delivery.event_id!r} of this delivery has expired (past the "
+            f"the event {echo(delivery.event_id)} of this delivery has expired (past the "
             "retention period); it can no longer be redelivered"
         )
     message = _manual_attempt(delivery, event)
-    await enqueue_attempt(producer, topics, message)
+    await enqueue_attempt(producer, topics, message, settings.api.enqueue_timeout)
     return RetryAccepted(
         delivery_id=delivery.id, event_id=delivery.event_id, attempt=message.attempt
     )
@@ -188,7 +202,7 @@ async def _load_delivery(store: StorePort, delivery_id: str) -> DeliveryRecord:
     """The delivery, or 404 if it is unknown or its webhook was deleted."""
     delivery = await store.deliveries.get(delivery_id) if plausible_id(delivery_id) else None
     if delivery is None:
-        raise NotFound(f"no delivery {delivery_id!r}")
+        raise NotFound(f"no delivery {echo(delivery_id)}")
     await load_webhook(store, delivery.webhook_id)
     return delivery
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response, status
@@ -11,7 +13,13 @@ from app.api.auth import AuthenticatedRoute
 from app.api.deps import ProducerDep, SettingsDep, StoreDep, TopicsDep, WebhookDep
 from app.api.errors import ApiError, error_responses
 from app.api.paging import CursorQuery, LimitQuery, page_size
-from app.api.publish import enqueue_attempt, publish_deletion, publish_webhook
+from app.api.ports import StorePort
+from app.api.publish import (
+    AttemptWithdrawn,
+    enqueue_attempt,
+    publish_deletion,
+    publish_webhook,
+)
 from app.api.schemas import (
     TestAccepted,
     WebhookCreate,
@@ -27,6 +35,8 @@ from app.events import build_event, format_timestamp
 from app.store.records import DeliveryRecord, EventRecord
 from app.webhooks import TEST_EVENT_TYPE
 
+log = logging.getLogger(__name__)
+
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=AuthenticatedRoute)
 
 TEST_MESSAGE = "This is a test event from Hookstream"
@@ -36,7 +46,7 @@ TEST_MESSAGE = "This is a test event from Hookstream"
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=WebhookCreated,
-    responses=error_responses(401, 422, 503),
+    responses=error_responses(401, 413, 422, 503),
     summary="Create a webhook",
     description="Registers a subscription. The response is the only read that includes the "
     "`secret` (generated as `whsec_…` when not supplied); later, read it with "
@@ -100,7 +110,7 @@ async def get_webhook_secret(webhook: WebhookDep) -> WebhookSecret:
 @router.patch(
     "/{id}",
     response_model=WebhookPublic,
-    responses=error_responses(401, 404, 422, 503),
+    responses=error_responses(401, 404, 413, 422, 503),
     summary="Update a webhook",
     description="Changes only the fields present. `description: null` clears the "
     "description; `secret` rotates the signing secret (the response omits it).",
@@ -148,7 +158,11 @@ async def delete_webhook(
     "signed and retried like any other. Follow it with `GET /v1/deliveries/{delivery_id}`.",
 )
 async def send_test_event(
-    webhook: WebhookDep, store: StoreDep, producer: ProducerDep, topics: TopicsDep
+    webhook: WebhookDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    producer: ProducerDep,
+    topics: TopicsDep,
 ) -> TestAccepted:
     now = datetime.now(UTC)
     event = build_event(
@@ -170,20 +184,42 @@ async def send_test_event(
         enqueued_at_ms=int(now.timestamp() * 1000),
         origin=Origin.TEST,
     )
-    # Recorded before it is enqueued, so the worker's record of the attempt always wins.
-    await store.deliveries.record(
-        DeliveryRecord(
-            id=message.delivery_id,
-            webhook_id=webhook.id,
-            event_id=event.id,
-            event_type=event.type,
-            status=DeliveryStatus.PENDING,
-            attempts=0,
-            created_at=now,
-            updated_at=now,
-            next_attempt_at=now,
-        ),
-        None,
+    pending = DeliveryRecord(
+        id=message.delivery_id,
+        webhook_id=webhook.id,
+        event_id=event.id,
+        event_type=event.type,
+        status=DeliveryStatus.PENDING,
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+        next_attempt_at=now,
     )
-    await enqueue_attempt(producer, topics, message)
+    # Recorded before it is enqueued, so the worker's record of the attempt always wins.
+    await store.deliveries.record(pending, None)
+    try:
+        await enqueue_attempt(producer, topics, message, settings.api.enqueue_timeout)
+    except AttemptWithdrawn:
+        await _record_withdrawn(store, pending)
+        raise
     return TestAccepted(event_id=event.id, delivery_id=message.delivery_id)
+
+
+async def _record_withdrawn(store: StorePort, pending: DeliveryRecord) -> None:
+    """Best effort: the log says cancelled rather than pending forever. Should Kafka have
+    stored the message after all, the worker's later record of its attempt replaces this."""
+    cancelled = replace(
+        pending,
+        status=DeliveryStatus.CANCELLED,
+        updated_at=datetime.now(UTC),
+        next_attempt_at=None,
+        error="not enqueued: Kafka did not acknowledge the test event",
+    )
+    try:
+        await store.deliveries.record(cancelled, None)
+    except Exception as exc:  # the 503 stands either way; the record is a courtesy
+        log.warning(
+            "withdrawn test delivery left pending: %s",
+            type(exc).__name__,
+            extra={"webhook_id": pending.webhook_id, "delivery_id": pending.id},
+        )
