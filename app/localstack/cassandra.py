@@ -62,8 +62,9 @@ _JVM_FLAGS = [
     # One seed node has no peers to wait for: skips >= 8 s of gossip settling.
     "-Dcassandra.skip_wait_for_gossip_to_settle=0",
     "-Dcassandra.superuser_setup_delay_ms=0",
-    # Local schema changes are not flushed at once: much faster DDL, fine for a dev/test node.
-    "-Dcassandra.test.flush_local_schema_changes=false",
+    # Never -Dcassandra.test.flush_local_schema_changes=false (faster DDL): Cassandra loads the
+    # schema from its tables *before* it replays the commit log, so a keyspace that lived only
+    # in the log was unknown at replay and every row written to it was skipped after a SIGKILL.
 ]  # fmt: skip
 
 
@@ -112,15 +113,17 @@ class CassandraServer:
         (self._conf / "triggers").mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(exist_ok=True)
         (self.dir / "tmp").mkdir(exist_ok=True)
-        (self._conf / "cassandra.yaml").write_text(
-            render(
-                "cassandra.yaml",
-                storage_port=self.storage_port,
-                native_port=self.port,
-                data_dir=self.data_dir,
-            )
-        )
+        (self._conf / "cassandra.yaml").write_text(self.config())
         (self._conf / "logback.xml").write_text(render("logback.xml"))
+
+    def config(self) -> str:
+        """The cassandra.yaml this node is started with (a running node keeps the one it read)."""
+        return render(
+            "cassandra.yaml",
+            storage_port=self.storage_port,
+            native_port=self.port,
+            data_dir=self.data_dir,
+        )
 
     def command(self, java: str, lib: Path) -> list[str]:
         jamm = sorted(lib.glob("jamm-*.jar"))

@@ -106,6 +106,27 @@ def test_up_serves_kafka_and_cql(started: Started) -> None:
         cluster.shutdown()
 
 
+def test_cassandra_acknowledges_only_synced_writes(started: Started) -> None:
+    """The commit log settings that keep acknowledged writes through a SIGKILL are the ones the
+    node runs with (the kill itself: tests/faults/test_cassandra_durability.py)."""
+    from cassandra.cluster import Cluster
+
+    options = {"connection_class": c} if (c := connection_class()) else {}
+    cluster = Cluster(["127.0.0.1"], port=CQL, protocol_version=5, **options)
+    try:
+        session = cluster.connect()
+        settings = {r.name: r.value for r in session.execute("SELECT * FROM system_views.settings")}
+        properties = {
+            r.name: r.value for r in session.execute("SELECT * FROM system_views.system_properties")
+        }
+    finally:
+        cluster.shutdown()
+    assert settings["commitlog_sync"] == "batch"
+    assert settings["commitlog_disk_access_mode"] == "mmap"
+    # Unset is Cassandra's default: a schema change is flushed to disk before it is acknowledged.
+    assert properties.get("cassandra.test.flush_local_schema_changes") in (None, "true")
+
+
 def test_second_up_is_a_noop(started: Started) -> None:
     before = _pids(started.stack)
     messages: list[str] = []
