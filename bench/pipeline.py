@@ -124,14 +124,19 @@ RECORDS_SUFFIX = "records"  # issue 10: ``hookstream.records``, the attempts' re
 
 
 class LagProbe:
-    """Messages produced but not yet committed by the worker's group, over the topics the
-    worker reads (events, deliveries, redeliver): two admin requests (end offsets, committed
-    offsets); it never joins the group. With a recorder, ``record_lag`` does the same for the
-    records topic and the recorder's group."""
+    """Messages produced but not yet committed, from two kinds of admin requests (end offsets,
+    committed offsets); it never joins a group.
 
-    def __init__(self, settings: Settings, recorder: bool = False) -> None:
+    ``lag`` covers the topics the worker reads (events, deliveries, redeliver), ``record_lag``
+    the records topic the recorder reads. The committed offset of a partition is the highest
+    any of the pipeline's groups (every group whose name starts with the pipeline's prefix)
+    committed for it: which group reads which topic is the worker's business (a rewrite may
+    split it into several), and only one reads each of these topics. Both figures come from one
+    snapshot of at most ``max_age`` seconds, so asking for both costs one round of requests."""
+
+    def __init__(self, settings: Settings, recorder: bool = False, max_age: float = 0.2) -> None:
         topics = Topics.from_settings(settings)
-        self._group = settings.kafka.consumer_group
+        self._prefix = f"{settings.kafka.topic_prefix}-"
         self._admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
         n = settings.kafka.partitions
         self._tps = [
@@ -140,48 +145,59 @@ class LagProbe:
             for p in range(n)
         ]
         self._records_topic = f"{settings.kafka.topic_prefix}.{RECORDS_SUFFIX}"
-        self._records_tps: list[TopicPartition] | None = None
+        self._records_tps: list[TopicPartition] = []
         self._recorder = recorder
-        self._recorder_groups = recorder_groups(settings)
-        self.recorder_group: str | None = None
+        self._max_age = max_age
+        self._taken = -1.0
+        self._last: tuple[int, int | None] = (0, None)
+        self.groups: set[str] = set()
 
-    def _lag(self, group: str, tps: list[TopicPartition]) -> int:
+    def _records(self) -> list[TopicPartition]:
+        if self._recorder and not self._records_tps:
+            meta = self._admin.list_topics(self._records_topic, timeout=10).topics
+            parts = meta.get(self._records_topic)
+            if parts is not None and parts.error is None:
+                self._records_tps = [
+                    TopicPartition(self._records_topic, p) for p in sorted(parts.partitions)
+                ]
+        return self._records_tps
+
+    def snapshot(self) -> tuple[int, int | None]:
+        """(worker lag, recorder lag or None without a recorder)."""
+        if time.monotonic() - self._taken < self._max_age:
+            return self._last
+        records = self._records()
+        tps = self._tps + records
         ends_f = self._admin.list_offsets(
             {tp: OffsetSpec.latest() for tp in tps}, request_timeout=10
         )
-        committed_f = self._admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(group, tps)], request_timeout=10
-        )
+        listed = self._admin.list_consumer_groups(request_timeout=10).result(15)
+        groups = sorted(g.group_id for g in listed.valid if g.group_id.startswith(self._prefix))
+        self.groups.update(groups)
+        done: dict[tuple[str, int], int] = {}
+        for group in groups:  # the admin API takes one group per request
+            f = self._admin.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group, tps)], request_timeout=10
+            )[group]
+            for tp in f.result(15).topic_partitions:
+                key = (tp.topic, tp.partition)
+                done[key] = max(done.get(key, 0), tp.offset)
         ends = {(tp.topic, tp.partition): f.result(15).offset for tp, f in ends_f.items()}
-        committed = committed_f[group].result(15).topic_partitions
-        done = {(tp.topic, tp.partition): max(tp.offset, 0) for tp in committed}
-        return sum(max(0, end - done.get(key, 0)) for key, end in ends.items())
+
+        def lag(parts: list[TopicPartition]) -> int:
+            keys = [(tp.topic, tp.partition) for tp in parts]
+            return sum(max(0, ends[k] - max(done.get(k, 0), 0)) for k in keys)
+
+        self._last = (lag(self._tps), lag(records) if self._recorder and records else None)
+        self._taken = time.monotonic()
+        return self._last
 
     def lag(self) -> int:
-        return self._lag(self._group, self._tps)
+        return self.snapshot()[0]
 
     def record_lag(self) -> int | None:
         """Records not yet committed by the recorder; None without a recorder."""
-        if not self._recorder:
-            return None
-        if self._records_tps is None:
-            meta = self._admin.list_topics(self._records_topic, timeout=10).topics
-            parts = meta.get(self._records_topic)
-            if parts is None or parts.error is not None or not parts.partitions:
-                return None
-            self._records_tps = [TopicPartition(self._records_topic, p) for p in parts.partitions]
-        if self.recorder_group is not None:
-            return self._lag(self.recorder_group, self._records_tps)
-        # the group the recorder commits under: the least lag among the candidates (before
-        # any commit all of them show the whole topic, which is then the true lag)
-        lags = {g: self._lag(g, self._records_tps) for g in self._recorder_groups}
-        if not lags:
-            return None
-        group = min(lags, key=lambda g: lags[g])
-        ends = self._lag("bench-never-a-group", self._records_tps)
-        if lags[group] < ends:
-            self.recorder_group = group
-        return lags[group]
+        return self.snapshot()[1]
 
     def close(self) -> None:
         pass
@@ -204,26 +220,22 @@ def _group_settings(settings: Settings) -> list[tuple[str, str, str]]:
     return out
 
 
-def recorder_groups(settings: Settings) -> list[str]:
-    """Consumer groups the recorder may commit under: any group setting of a "record…"
-    section or named "record…" (whatever its final name), else a default."""
-    found = [
-        value
-        for section, name, value in _group_settings(settings)
-        if "record" in section or "record" in name
-    ]
-    return found or [f"{settings.kafka.consumer_group.rsplit('-', 1)[0]}-recorder"]
-
-
 def isolate_groups(settings: Settings, token: str) -> Settings:
-    """``tests.support.isolated`` names the worker's and scheduler's groups after the pipeline;
-    do the same for every other group setting (the recorder's), so runs never share one."""
+    """``tests.support.pipeline_settings`` names the worker's and scheduler's groups after the
+    pipeline and turns their metrics ports off; do the same for every other section (the
+    recorder's), so runs never share a group and never fight over a port."""
+    from pydantic import BaseModel
+
     prefix = f"t{token}"
-    changes: dict[str, dict[str, str]] = {}
+    changes: dict[str, dict[str, Any]] = {}
     for section, name, value in _group_settings(settings):
         if not value.startswith(prefix):
             suffix = section if name == "consumer_group" else f"{section}-{name}"
             changes.setdefault(section, {})[name] = f"{prefix}-{suffix.replace('_', '-')}"
+    for section in type(settings).model_fields:
+        group = getattr(settings, section)
+        if isinstance(group, BaseModel) and getattr(group, "metrics_port", 0):
+            changes.setdefault(section, {})["metrics_port"] = 0
     if not changes:
         return settings
     return settings.model_copy(
@@ -453,7 +465,7 @@ class Pipeline:
             "webhooks": len(self.webhooks),
             "roles": self.role_names(),
             "recorder": self.with_recorder,
-            "recorder_group": self.lag_probe.recorder_group if self.lag_probe else None,
+            "consumer_groups": sorted(self.lag_probe.groups) if self.lag_probe else [],
             "app_dir": str(self.app_dir),
             "concurrency": self.settings.delivery.concurrency,
             "per_webhook_concurrency": self.settings.delivery.per_webhook_concurrency,
