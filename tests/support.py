@@ -249,6 +249,10 @@ def isolated(settings: Settings, token: str) -> Settings:
             "cassandra": CassandraSettings(
                 **{**settings.cassandra.model_dump(), "keyspace": f"t{token}"}
             ),
+            # Its own group: recorders of other tests must not rebalance with this one.
+            "recorder": settings.recorder.model_copy(
+                update={"consumer_group": f"t{token}-recorder"}
+            ),
         }
     )
 
@@ -283,6 +287,7 @@ def pipeline_settings(stack_settings: Settings, token: str, **overrides: Any) ->
             "delivery": type(base.delivery)(**delivery),
             "worker": type(base.worker)(**worker),
             "scheduler": base.scheduler.model_copy(update={"metrics_port": 0}),
+            "recorder": base.recorder.model_copy(update={"metrics_port": 0}),
             **overrides,
         }
     )

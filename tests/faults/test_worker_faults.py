@@ -25,6 +25,7 @@ import pytest
 from app.deliveries import DeliveryStatus, delivery_id
 from app.settings import Settings
 from app.store import Store
+from app.store.errors import StoreUnavailable
 from app.webhooks import Webhook, generate_secret
 from tests.faults.conftest import FaultStack
 from tests.support import (
@@ -84,9 +85,12 @@ class Rig:
         return {e["id"] for e in events} <= set(self.arrivals())
 
     async def all_recorded_success(self, events: list[dict[str, Any]]) -> bool:
-        records = await asyncio.gather(
-            *(self.store.deliveries.get(delivery_id(e["id"], self.webhook_id)) for e in events)
-        )
+        try:
+            records = await asyncio.gather(
+                *(self.store.deliveries.get(delivery_id(e["id"], self.webhook_id)) for e in events)
+            )
+        except StoreUnavailable:  # the test's own session still reconnecting after a fault
+            return False
         return all(r is not None and r.status is DeliveryStatus.SUCCESS for r in records)
 
 
@@ -291,7 +295,8 @@ async def test_deliveries_go_on_through_a_cassandra_pause(
     assert time.monotonic() - paused_at < 60, "the deliveries only came after the pause"
     # The pause itself is the fault: it lasts 60 s, whatever happens.
     await asyncio.sleep(max(0.0, 60 - (time.monotonic() - paused_at)))
-    assert worker.alive() and recorder.alive()
+    assert worker.alive(), worker.log()[-3000:]
+    assert recorder.alive(), (recorder.proc and recorder.proc.poll(), recorder.log()[-3000:])
     fault_stack.resume("cassandra")
     events = warmup + during + await asyncio.to_thread(rig.produce, 40)
     await eventually(lambda: rig.delivered(events), timeout=90, what="everything delivered")
