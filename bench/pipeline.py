@@ -234,7 +234,8 @@ def isolate_groups(settings: Settings, token: str) -> Settings:
             changes.setdefault(section, {})[name] = f"{prefix}-{suffix.replace('_', '-')}"
     for section in type(settings).model_fields:
         group = getattr(settings, section)
-        if isinstance(group, BaseModel) and getattr(group, "metrics_port", 0):
+        port = group.__dict__.get("metrics_port") if isinstance(group, BaseModel) else None
+        if isinstance(port, int) and port:
             changes.setdefault(section, {})["metrics_port"] = 0
     if not changes:
         return settings
