@@ -17,7 +17,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from app.errors import HandOffError, HookstreamError
-from app.inbox import inbox
+from app.inbox import Inbox, inbox
 from app.settings import Settings
 from app.topics import Topics
 
@@ -105,6 +105,8 @@ class AsyncProducer:
 
     def __init__(self, settings: Settings, **config: Any) -> None:
         self.brokers_down = False
+        self._box: Inbox | None = None
+        self._box_loop: asyncio.AbstractEventLoop | None = None
         self._producer = Producer(
             {
                 **client_config(settings),
@@ -134,7 +136,9 @@ class AsyncProducer:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 
-        box = inbox(loop)
+        box = (
+            self._box if self._box is not None and self._box_loop is loop else self._inbox_of(loop)
+        )
 
         def report(err: KafkaError | None, _msg: object) -> None:
             error = None if err is None else HandOffError(f"kafka: {err.str()}")
@@ -151,6 +155,11 @@ class AsyncProducer:
             except BufferError:
                 await asyncio.sleep(0.01)  # local queue full: back off until it drains
         await done
+
+    def _inbox_of(self, loop: asyncio.AbstractEventLoop) -> Inbox:
+        # Looked up once per loop, not per message: the lookup takes a lock.
+        self._box, self._box_loop = inbox(loop), loop
+        return self._box
 
     def _on_error(self, err: KafkaError) -> None:
         # librdkafka reconnects by itself; report the outage once, not every reconnect.

@@ -165,7 +165,10 @@ async def deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
     produce.append(partial(ctx.records.record, state, attempt, first=first))
     # Each hand-off retried on its own: a retry message Kafka already has is never re-sent
     # because the record beside it had to wait out an outage.
-    await asyncio.gather(*(hand_off(ctx.health, one) for one in produce))
+    if len(produce) == 1:  # the common case (a success): no gather, no extra task
+        await hand_off(ctx.health, produce[0])
+    else:
+        await asyncio.gather(*(hand_off(ctx.health, one) for one in produce))
     if not isinstance(step, RetryAt):
         _DELIVERIES[state.status.value].inc()
 
