@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from app.localstack.layout import on_ports
+from app.localstack.ports import port_open
 from app.localstack.stack import LocalStack
 from app.localstack.testing import ensure_stack
 from app.settings import Settings
@@ -50,9 +52,18 @@ class FaultStack:
     def resume(self, server: str) -> None:
         os.killpg(self.pid(server), signal.SIGCONT)
 
-    def kill(self, server: str) -> None:
-        """SIGKILL the server and wait for it to be gone (its data stays on disk)."""
-        self.stack.daemon(server).stop(grace=0)
+    def kill(self, server: str, timeout: float = 30.0) -> None:
+        """SIGKILL the server (no SIGTERM first: no shutdown hook runs), wait until it is gone
+        and its ports are free, so a ``start`` right after cannot find them busy."""
+        daemon = self.stack.daemon(server)
+        os.killpg(self.pid(server), signal.SIGKILL)
+        ports = getattr(self.stack, server).ports.values()
+        deadline = time.monotonic() + timeout
+        while daemon.running_pid() is not None or any(port_open(p) for p in ports):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{server} still up {timeout}s after SIGKILL")
+            time.sleep(0.1)
+        daemon.stop(grace=0)  # reap the child and forget its pid file
 
     def start(self) -> None:
         """Start whatever is not running; returns once both servers answer their protocol."""
