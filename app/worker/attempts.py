@@ -14,9 +14,10 @@ confluent-kafka consumer, the idiom of the scheduler:
   stores the offset (``enable.auto.offset.store`` off); librdkafka commits stored offsets
   every ``worker.commit_interval``. The committed offset never passes unfinished work, and
   a kill repeats at most what was in flight plus one commit interval of finished work.
-- Back-pressure: at ``limit`` messages outstanding the thread pauses every assigned
-  partition and keeps polling (so the consumer stays in its group); it resumes at half. An
-  outage of Kafka or Cassandra therefore holds a bounded number of attempts in memory.
+- Back-pressure: at ``limit`` messages outstanding the thread waits for room. When that
+  lasts (``PAUSE_AFTER_S``) it pauses every assigned partition and keeps polling, so the
+  consumer stays in its group. An outage of Kafka or Cassandra therefore holds a bounded
+  number of attempts in memory.
 - Rebalances (cooperative-sticky, so only moved partitions stop): on revoke the thread waits
   (up to ``REVOKE_DRAIN_S``) for the revoked partitions' tasks, then commits their offsets
   synchronously before the partitions move. Tasks still running after that are abandoned:
@@ -53,6 +54,9 @@ BATCH = 500  # messages per consume() call at most
 POLL_S = 0.05  # consume() timeout: how soon a stored offset or a stop is seen
 REVOKE_DRAIN_S = 20.0  # > the attempt deadline: a revoked partition's attempts can finish
 LAG_EVERY_S = 5.0
+# Full for this long (not just a burst): pause and poll, or a long outage would outlast
+# max.poll.interval.ms; also how long a rebalance may wait for a saturated worker.
+PAUSE_AFTER_S = 2.0
 STOP_DRAIN_S = 30.0  # SIGTERM: in-flight attempts get this long to finish and be recorded
 
 
@@ -120,6 +124,8 @@ class AttemptConsumer:
         self._in_flight = metrics.IN_FLIGHT.labels("deliver")
         self.assignment: frozenset[Partition] = frozenset()
         self.paused = False
+        self._full_since: float | None = None
+        self._room = threading.Event()  # set by the loop whenever an attempt ends
 
     @property
     def outstanding(self) -> int:
@@ -179,6 +185,7 @@ class AttemptConsumer:
             return
         finally:
             self._ended += 1
+            self._room.set()
         if self._generation.get(partition) != generation:
             return  # revoked (and maybe re-assigned) meanwhile: the new owner repeats it
         done = self._acks.finish(partition, ticket)
@@ -226,8 +233,9 @@ class AttemptConsumer:
         try:
             while not self._stopping.is_set():
                 self._store_finished()
-                self._apply_back_pressure()
                 room = self._limit - self.outstanding
+                if not self._back_pressure(room):
+                    continue
                 messages = consumer.consume(num_messages=max(1, min(BATCH, room)), timeout=POLL_S)
                 if messages:
                     fatal = next((m.error() for m in messages if _fatal(m)), None)
@@ -277,12 +285,30 @@ class AttemptConsumer:
             except Exception as exc:  # a partition revoked in between: its new owner repeats
                 log.debug("deliver: offsets not stored: %s", exc)
 
-    def _apply_back_pressure(self) -> None:
-        outstanding = self.outstanding
-        if not self.paused and outstanding >= self._limit:
+    def _back_pressure(self, room: int) -> bool:
+        """At the bound, wait for room without polling (the prefetched messages stay
+        queued); only when it lasts (an outage, hung receivers) pause the partitions and
+        poll, so the consumer stays in its group. True: consume now.
+
+        Pausing at every brief saturation was measured to cap a backlog drain at exactly
+        ``limit`` messages a second: ``pause()`` drops the prefetched messages and a resumed
+        partition is fetched again only after librdkafka's fetch backoff (about 1 s).
+        """
+        if room > 0:
+            self._full_since = None
+            if self.paused:
+                self._set_paused(False)
+            return True
+        now = time.monotonic()
+        if self._full_since is None:
+            self._full_since = now
+        if not self.paused and now - self._full_since >= PAUSE_AFTER_S:
             self._set_paused(True)
-        elif self.paused and outstanding <= self._limit // 2:
-            self._set_paused(False)
+        if self.paused:
+            return True  # consume() on paused partitions: serves callbacks, returns nothing
+        self._room.wait(POLL_S)
+        self._room.clear()
+        return False
 
     def _set_paused(self, paused: bool) -> None:
         parts = [TopicPartition(t, p) for t, p in self.assignment]
