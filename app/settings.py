@@ -154,6 +154,7 @@ class WorkerSettings(_Group):
     def _unset_when_empty(cls, value: object) -> object:
         # An empty variable means "not set": a shared id would fence every worker but one.
         return None if value == "" else value
+
     session_timeout: Duration = Field(
         timedelta(seconds=10),
         description="Kafka session timeout: how soon a killed worker's partitions move on.",
