@@ -1,9 +1,10 @@
 """The fault group: tests that stop, pause or kill the real servers.
 
-They run against a stack of their own (Kafka 29092, Cassandra 29042), never the session's
+They run against a stack of their own (Kafka 25092, Cassandra 25042; below the ephemeral
+port range, apart from the localstack tests' 29xxx), never the session's
 shared one, so a paused Cassandra here cannot fail an unrelated test. The stack starts once
-for the group, on first use, and stops at the end of the session (or is reused when one
-already answers there, as the main stack is). ``FaultStack`` gives the tests the verbs they
+for the group, on first use, and stops when the group ends (package scope: the rest of the
+suite never shares the machine with it), or is reused when one already answers there. ``FaultStack`` gives the tests the verbs they
 need: pause/resume (SIGSTOP/SIGCONT: the process and its sockets stay, nothing answers),
 kill (SIGKILL) and start again.
 """
@@ -24,7 +25,7 @@ from app.localstack.stack import LocalStack
 from app.localstack.testing import ensure_stack
 from app.settings import Settings
 
-FAULT_PORTS = {"kafka": 29092, "controller": 29093, "cassandra": 29042, "storage": 27000}
+FAULT_PORTS = {"kafka": 25092, "controller": 25093, "cassandra": 25042, "storage": 25000}
 # Another fault stack beside this one (two people running fault tests on one machine):
 # HOOKSTREAM_TEST_FAULT_PORTS=kafka,controller,cassandra,storage, e.g. 39092,39093,39042,37000.
 _OVERRIDE = os.environ.get("HOOKSTREAM_TEST_FAULT_PORTS")
@@ -70,7 +71,7 @@ class FaultStack:
         self.stack.up()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fault_stack(request: pytest.FixtureRequest) -> Iterator[FaultStack]:
     settings = on_ports(Settings(), **FAULT_PORTS)
     stack = ensure_stack(settings, request.addfinalizer)
