@@ -192,6 +192,7 @@ class AttemptConsumer:
         if done:
             with self._lock:
                 self._to_store[partition] = done[-1] + 1
+            self._in_flight.set(self._acks.in_flight)
 
     def _drain(self, partitions: list[Partition], finished: threading.Event) -> None:
         """On the loop: set ``finished`` once no task of ``partitions`` is in flight."""
