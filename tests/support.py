@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -300,6 +301,26 @@ def prepare(settings: Settings) -> None:
 
     migrate(settings)
     create_topics(settings)
+
+
+async def create_webhook(store: Any, url: str, events: tuple[str, ...] = ("user.created",)) -> Any:
+    """An active webhook written straight to Cassandra (workers load it at start)."""
+    from datetime import UTC, datetime
+
+    from app.webhooks import Webhook, generate_secret
+
+    now = datetime.now(UTC)
+    webhook = Webhook(
+        id="hook_" + uuid.uuid4().hex[:12],
+        url=url,
+        events=events,
+        secret=generate_secret(),
+        active=True,
+        created_at=now,
+        updated_at=now,
+    )
+    await store.webhooks.create(webhook)
+    return webhook
 
 
 def produce_events(

@@ -22,6 +22,7 @@ from app.store import Store
 from tests.support import (
     Receiver,
     Role,
+    create_webhook,
     event,
     eventually,
     pipeline_settings,
@@ -57,10 +58,6 @@ class Rig:
 
 @pytest.fixture
 async def rig(stack_settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
-    from datetime import UTC, datetime
-
-    from app.webhooks import Webhook, generate_secret
-
     settings = pipeline_settings(
         stack_settings,
         uuid.uuid4().hex[:10],
@@ -76,17 +73,7 @@ async def rig(stack_settings: Settings, request: pytest.FixtureRequest) -> Async
     receiver.gates["/gated"] = asyncio.Event()
     await receiver.start()
     store = await Store.connect(settings)
-    now = datetime.now(UTC)
-    webhook = Webhook(
-        id="hook_" + uuid.uuid4().hex[:12],
-        url=receiver.url("/gated"),
-        events=("user.created",),
-        secret=generate_secret(),
-        active=True,
-        created_at=now,
-        updated_at=now,
-    )
-    await store.webhooks.create(webhook)  # workers load it from Cassandra at start
+    webhook = await create_webhook(store, receiver.url("/gated"))  # workers load it at start
     recorder = Role("recorder", settings).start()  # writes the records the workers log
     try:
         yield Rig(settings, receiver, store, webhook.id)

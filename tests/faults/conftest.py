@@ -4,9 +4,9 @@ They run against a stack of their own (Kafka 25092, Cassandra 25042; below the e
 port range, apart from the localstack tests' 29xxx), never the session's
 shared one, so a paused Cassandra here cannot fail an unrelated test. The stack starts once
 for the group, on first use, and stops when the group ends (package scope: the rest of the
-suite never shares the machine with it), or is reused when one already answers there. ``FaultStack`` gives the tests the verbs they
-need: pause/resume (SIGSTOP/SIGCONT: the process and its sockets stay, nothing answers),
-kill (SIGKILL) and start again.
+suite never shares the machine with it), or is reused when one already answers there.
+``FaultStack`` gives the tests the verbs they need: pause/resume (SIGSTOP/SIGCONT: the
+process and its sockets stay, nothing answers), kill (SIGKILL) and start again.
 """
 
 from __future__ import annotations
