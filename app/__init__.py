@@ -7,12 +7,17 @@ The flow, in six steps, and where each lives:
                      (``app.matching``) and produces one delivery each to the deliveries topic.
 3. attempt topics  — ``app.topics`` names them; ``app.retries`` decides the next step after an
                      attempt; ``app.scheduler`` forwards due retries to the redeliver topic.
-4. ``delivery``    — ``app.worker.deliver`` sends the signed request (``app.signing``) through
-                     ``app.delivery`` (HTTP only, SSRF guard) and classifies the outcome.
-5. ``store``       — every attempt and the delivery's state go to Cassandra (``app.store``).
+4. ``delivery``    — ``app.worker.attempts`` reads the attempt topics (confluent-kafka, in
+                     batches, ordered acks); ``app.worker.deliver`` sends the signed request
+                     (``app.signing``) through ``app.delivery`` (HTTP only, SSRF guard) and
+                     classifies the outcome. Hand-offs wait out outages (``app.worker.handoff``).
+5. ``records``     — every attempt and the delivery's state go to the records topic
+                     (``app.records``); the recorder (``app.recorder``) writes them to
+                     Cassandra in batches (``app.store``). Kafka is the log, Cassandra the view.
 6. ``api``         — FastAPI serves webhook management and delivery logs (``app.api``).
 
-``app.cli`` wires the roles (api, worker, scheduler, migrate, up) from one ``Settings``.
+``app.cli`` wires the roles (api, worker, scheduler, recorder, migrate, up) from one
+``Settings``.
 """
 
 __version__ = "0.1.0"
