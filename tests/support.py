@@ -349,6 +349,18 @@ def event(event_type: str = "user.created", **data: Any) -> dict[str, Any]:
     }
 
 
+def api_client(settings: Settings, timeout: float = 10) -> Any:
+    """An httpx client for the API role of ``settings``, with the test API key."""
+    import httpx
+
+    return httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{settings.api.port}",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        trust_env=False,
+        timeout=timeout,
+    )
+
+
 async def api_ready(api: Any) -> bool:
     import httpx
 

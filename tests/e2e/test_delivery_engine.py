@@ -15,9 +15,9 @@ import pytest
 from app.settings import Settings
 from app.topics import Topics
 from tests.support import (
-    API_KEY,
     Receiver,
     Role,
+    api_client,
     api_ready,
     event,
     eventually,
@@ -63,12 +63,7 @@ async def pipeline(stack_settings: Settings) -> AsyncIterator[Pipeline]:
     receiver = Receiver()
     await receiver.start()
     roles = [Role(name, settings).start() for name in ("api", "worker", "scheduler", "recorder")]
-    api = httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{settings.api.port}",
-        headers={"Authorization": f"Bearer {API_KEY}"},
-        trust_env=False,
-        timeout=10,
-    )
+    api = api_client(settings)
     try:
         await eventually(lambda: api_ready(api), timeout=90, what="the API to be ready")
         yield Pipeline(settings, receiver, api)

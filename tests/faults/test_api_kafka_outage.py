@@ -29,10 +29,10 @@ from app.store.records import DeliveryRecord, EventRecord
 from app.topics import Topics
 from tests.faults.conftest import FaultStack
 from tests.support import (
-    API_KEY,
     Received,
     Receiver,
     Role,
+    api_client,
     api_ready,
     eventually,
     pipeline_settings,
@@ -65,12 +65,7 @@ async def rig(fault_stack: FaultStack) -> AsyncIterator[Rig]:
     await receiver.start()
     store = await Store.connect(settings)
     api_role = Role("api", settings).start()
-    api = httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{settings.api.port}",
-        headers={"Authorization": f"Bearer {API_KEY}"},
-        trust_env=False,
-        timeout=60,
-    )
+    api = api_client(settings, timeout=60)
     try:
         await eventually(lambda: api_ready(api), timeout=90, what="the API to be ready")
         yield Rig(settings, receiver, store, api, api_role)
