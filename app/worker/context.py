@@ -51,4 +51,8 @@ class WorkerContext:
     sender: Sender
     records: RecordSink
     health: Health
-    recent: RecentEvents
+    recent: RecentEvents  # event ids matched lately (the match step's dedupe)
+    # Attempts this worker made lately or is making now, "<delivery id>:<attempt>": a copy of
+    # an attempt message (an event re-matched after a crash) is not sent a second time.
+    attempted: RecentEvents
+    attempting: set[str]

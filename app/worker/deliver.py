@@ -37,6 +37,7 @@ _FINAL_FAILURES = frozenset({FailureKind.GONE})
 
 _ATTEMPTS = {o: metrics.ATTEMPTS.labels(o) for o in ("success", "failed", "refused")}
 _DELIVERIES = {s.value: metrics.DELIVERIES.labels(s.value) for s in DeliveryStatus}
+_DUPLICATES = metrics.ATTEMPTS.labels("duplicate_skipped")
 
 
 async def deliver_message(ctx: WorkerContext, kafka: Any) -> None:
@@ -57,7 +58,33 @@ async def deliver_message(ctx: WorkerContext, kafka: Any) -> None:
     await deliver(ctx, message)
 
 
+# Copies of these are redundant: the same attempt of the same delivery, from the pipeline. A
+# test or a manual retry is asked for on purpose, so it is always sent.
+_PIPELINE_ORIGINS = frozenset({Origin.MATCH, Origin.RETRY})
+
+
 async def deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
+    """Make the attempt unless this worker makes or made the very same one lately: after a
+    crash, events matched in the last commit interval are matched again, and both copies of
+    their attempt messages reach the new owner. (The copy's offset is still acknowledged in
+    order, behind the original's.)"""
+    if message.origin not in _PIPELINE_ORIGINS:
+        await _deliver(ctx, message)
+        return
+    key = f"{message.delivery_id}:{message.attempt}"
+    if key in ctx.attempting or key in ctx.attempted:
+        _DUPLICATES.inc()
+        log.debug("attempt already made; copy skipped", extra={"delivery_id": key})
+        return
+    ctx.attempting.add(key)
+    try:
+        await _deliver(ctx, message)
+        ctx.attempted.add(key)
+    finally:
+        ctx.attempting.discard(key)
+
+
+async def _deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
     context = {
         "event_id": message.event_id,
         "webhook_id": message.webhook_id,

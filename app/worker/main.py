@@ -128,6 +128,8 @@ def build_app(settings: Settings) -> faust.App:
             records=RecordLog(producer, topics),
             health=Health(lambda: producer.brokers_down),
             recent=RecentEvents(settings.worker.dedupe_window),
+            attempted=RecentEvents(settings.worker.dedupe_window),
+            attempting=set(),
         )
         attempts = AttemptConsumer(
             settings,
