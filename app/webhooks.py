@@ -16,6 +16,7 @@ from datetime import datetime
 
 import orjson
 
+from app.accounts import DEFAULT_ACCOUNT
 from app.errors import InvalidWebhook
 
 SECRET_PREFIX = "whsec_"
@@ -99,6 +100,7 @@ class Webhook:
     updated_at: datetime
     description: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    account_id: str = DEFAULT_ACCOUNT  # the owner (app.accounts); rows from before: default
 
     def subscribes_to(self, event_type: str) -> bool:
         # webhook.test reaches a webhook only through its own test endpoint, never by wildcard.
@@ -120,6 +122,7 @@ def webhook_to_json(webhook: Webhook) -> bytes:
             "updated_at": webhook.updated_at,
             "description": webhook.description,
             "metadata": webhook.metadata,
+            "account_id": webhook.account_id,
         }
     )
 
@@ -136,4 +139,5 @@ def webhook_from_json(raw: bytes) -> Webhook:
         updated_at=datetime.fromisoformat(obj["updated_at"]),
         description=obj.get("description"),
         metadata=dict(obj.get("metadata") or {}),
+        account_id=obj.get("account_id") or DEFAULT_ACCOUNT,
     )

@@ -1,7 +1,11 @@
 """⑤ The Cassandra schema: one table per query, created idempotently by ``migrate``.
 
-    webhooks                        id                                  the subscriptions
-    api_keys                        key_hash                            sha256 of created keys
+    accounts                        id                                  who owns the rest
+    webhooks                        id                                  the subscriptions; SAI
+                                                                        on account_id lists an
+                                                                        account's webhooks
+    api_keys                        key_hash                            sha256 of created keys;
+                                                                        SAI on account_id, id
     deliveries                      id                                  a delivery's state
     attempts                        delivery_id │ number ASC            its HTTP requests
     deliveries_by_webhook           (webhook_id, bucket)                the delivery log,
@@ -23,9 +27,15 @@ under its old status. ``migrate`` no longer creates ``deliveries_by_webhook_stat
 webhook writes one partition per day instead of one unbounded partition. The log tables carry
 the whole delivery state, so a page is one partition slice and never a read per row.
 
-Every row but a webhook's or an API key's expires after ``settings.cassandra.retention``:
-writes say ``USING TTL`` and the tables' ``default_time_to_live`` is the same safety net
-(``migrate`` re-applies it, so changing the retention and migrating again takes effect).
+Columns added after a table first shipped are in ``ADDED_COLUMNS`` and added with ``ALTER
+TABLE … ADD IF NOT EXISTS`` (Cassandra 5.0), so ``migrate`` upgrades an existing keyspace in
+place; a row written before a column existed reads it as null, which the readers map to the
+old meaning (no ``account_id`` means the default account).
+
+Every row but an account's, a webhook's or an API key's expires after
+``settings.cassandra.retention``: writes say ``USING TTL`` and the tables'
+``default_time_to_live`` is the same safety net (``migrate`` re-applies it, so changing the
+retention and migrating again takes effect).
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ DDL_TIMEOUT = 60.0  # seconds: schema changes wait for agreement, slow on a busy
 
 log = logging.getLogger(__name__)
 
+ACCOUNTS = "accounts"
 WEBHOOKS = "webhooks"
 API_KEYS = "api_keys"
 DELIVERIES = "deliveries"
@@ -47,7 +58,15 @@ BY_WEBHOOK = "deliveries_by_webhook"
 # Indexes on the log table (SAI): the delivery log's status and event-type filters.
 BY_WEBHOOK_STATUS_INDEX = "deliveries_by_webhook_status_idx"
 BY_WEBHOOK_TYPE_INDEX = "deliveries_by_webhook_type_idx"
+WEBHOOKS_ACCOUNT_INDEX = "webhooks_account_idx"
+API_KEYS_ACCOUNT_INDEX = "api_keys_account_idx"
+API_KEYS_ID_INDEX = "api_keys_id_idx"
 INDEXES: dict[str, str] = {
+    WEBHOOKS_ACCOUNT_INDEX: "CREATE INDEX IF NOT EXISTS {name} ON {ks}.webhooks (account_id) "
+    "USING 'sai'",
+    API_KEYS_ACCOUNT_INDEX: "CREATE INDEX IF NOT EXISTS {name} ON {ks}.api_keys (account_id) "
+    "USING 'sai'",
+    API_KEYS_ID_INDEX: "CREATE INDEX IF NOT EXISTS {name} ON {ks}.api_keys (id) USING 'sai'",
     BY_WEBHOOK_STATUS_INDEX: "CREATE INDEX IF NOT EXISTS {name} ON {ks}.deliveries_by_webhook "
     "(status) USING 'sai'",
     BY_WEBHOOK_TYPE_INDEX: "CREATE INDEX IF NOT EXISTS {name} ON {ks}.deliveries_by_webhook "
@@ -78,6 +97,15 @@ _TIME_SERIES = (
 )
 
 TABLES: dict[str, str] = {
+    ACCOUNTS: """
+        CREATE TABLE IF NOT EXISTS {ks}.accounts (
+            id text PRIMARY KEY,
+            name text,
+            active boolean,
+            max_webhooks int,
+            disabled_reason text,
+            created_at timestamp
+        )""",
     WEBHOOKS: """
         CREATE TABLE IF NOT EXISTS {ks}.webhooks (
             id text PRIMARY KEY,
@@ -137,6 +165,17 @@ TABLES: dict[str, str] = {
         ) WITH default_time_to_live = {ttl}""",
 }
 
+# Columns added after their table first shipped: {table: {column: CQL type}}. Every table
+# carrying a delivery's state gains its account (the delivery log is scoped by it).
+ADDED_COLUMNS: dict[str, dict[str, str]] = {
+    WEBHOOKS: {"account_id": "text"},
+    API_KEYS: {"account_id": "text", "id": "text"},
+    DELIVERIES: {"account_id": "text"},
+    BY_WEBHOOK: {"account_id": "text"},
+    BY_EVENT: {"account_id": "text"},
+    EVENTS: {"account_id": "text"},
+}
+
 EXPIRING = (DELIVERIES, ATTEMPTS, BY_WEBHOOK, BY_EVENT, EVENTS)
 
 
@@ -167,6 +206,12 @@ def migrate(settings: Settings) -> None:
             if name in EXPIRING:
                 session.execute(
                     f"ALTER TABLE {cfg.keyspace}.{name} WITH default_time_to_live = {ttl}",
+                    timeout=DDL_TIMEOUT,
+                )
+        for table, columns in ADDED_COLUMNS.items():
+            for column, cql_type in columns.items():
+                session.execute(
+                    f"ALTER TABLE {cfg.keyspace}.{table} ADD IF NOT EXISTS {column} {cql_type}",
                     timeout=DDL_TIMEOUT,
                 )
         for name, cql in INDEXES.items():

@@ -6,12 +6,15 @@ construction, at LOCAL_QUORUM.
 
 from __future__ import annotations
 
+from app.accounts import DEFAULT_ACCOUNT
 from app.settings import Settings
 from app.store.session import CassandraSession, Row, aexecute, all_pages, prepare
 from app.store.timeline import decode_id, encode_id, from_cql
 from app.webhooks import Webhook
 
-_COLUMNS = "id, url, events, secret, active, description, metadata, created_at, updated_at"
+_COLUMNS = (
+    "id, url, events, secret, active, description, metadata, created_at, updated_at, account_id"
+)
 
 
 class WebhookRepository:
@@ -25,7 +28,7 @@ class WebhookRepository:
         self._session = session
         table = f"{settings.cassandra.keyspace}.webhooks"
         self._upsert = prepare(
-            session, f"INSERT INTO {table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            session, f"INSERT INTO {table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self._select = prepare(session, f"SELECT {_COLUMNS} FROM {table} WHERE id = ?")
         self._delete = prepare(session, f"DELETE FROM {table} WHERE id = ?")
@@ -96,6 +99,7 @@ class WebhookRepository:
                 dict(webhook.metadata),
                 webhook.created_at,
                 webhook.updated_at,
+                webhook.account_id,
             ),
         )
 
@@ -114,4 +118,5 @@ def _webhook(row: Row) -> Webhook:
         updated_at=updated,
         description=row["description"],
         metadata=dict(row["metadata"] or {}),
+        account_id=row["account_id"] or DEFAULT_ACCOUNT,
     )

@@ -19,7 +19,7 @@ from app.deliveries import DeliveryStatus, delivery_id
 from app.settings import Settings
 from app.store import Store, migrate
 from app.store.records import AttemptRecord, DeliveryRecord, EventRecord
-from app.store.schema import TABLES, drop
+from app.store.schema import ADDED_COLUMNS, TABLES, drop
 from app.store.session import Row, aexecute
 from app.webhooks import Webhook
 from tests.integration.conftest import isolated
@@ -104,11 +104,21 @@ async def test_migrate_twice_is_idempotent(store: Store, settings: Settings) -> 
     ttl = {row["table_name"]: row["default_time_to_live"] for row in tables}
     assert set(ttl) == set(TABLES)
     retention = int(settings.cassandra.retention.total_seconds())
-    assert ttl["webhooks"] == 0 and ttl["api_keys"] == 0
+    assert ttl["webhooks"] == 0 and ttl["api_keys"] == 0 and ttl["accounts"] == 0
     assert {name for name, seconds in ttl.items() if seconds == retention} == set(TABLES) - {
+        "accounts",
         "webhooks",
         "api_keys",
     }
+    columns = await rows(
+        store,
+        "SELECT table_name, column_name FROM system_schema.columns WHERE keyspace_name = %s",
+        ks,
+    )
+    present = {(row["table_name"], row["column_name"]) for row in columns}
+    for table, added in ADDED_COLUMNS.items():
+        for column in added:
+            assert (table, column) in present
 
 
 # ── webhooks ──────────────────────────────────────────────────────────────────────────────
