@@ -7,13 +7,16 @@ and writes the Cassandra views. ``RecordLog`` is the publisher; ``encode_*`` and
 are the message format.
 
 Keys: a delivery message is keyed by the delivery id, so every state of one delivery lands
-in one partition, in the order it was produced; an event message by the event id.
+in one partition, in the order it was produced; an event message by its store key
+(``app.accounts.event_key``).
 
 The value is one compact JSON header (orjson; it never contains a raw newline), a ``\\n``,
 and for an event its body, raw::
 
-    {"v":1,"k":"d","d":[…12 delivery fields…],"a":[…9 attempt fields…] | null}
-    {"v":1,"k":"e","id":"evt_…","t":"user.created","c":"2026-…Z","r":<µs>}\\n<body bytes>
+    {"v":2,"k":"d","d":[…12 delivery fields, the account 13th…],"a":[…9 attempt fields…] | null}
+    {"v":2,"k":"e","id":"evt_…","t":"user.created","c":"2026-…Z","r":<µs>,"a":"acme"}\\n<body>
+
+The account is left out for the default account (version 1 had none).
 
 Records are positional arrays (field order of ``app.store.records``), times are integer
 microseconds since the epoch (exact, no float round trip), and an event's body travels as
@@ -30,13 +33,15 @@ from typing import Any
 
 import orjson
 
+from app.accounts import DEFAULT_ACCOUNT, event_key
 from app.deliveries import DeliveryStatus
 from app.errors import HandOffError, HookstreamError
 from app.kafka import AsyncProducer
 from app.store.records import AttemptRecord, DeliveryRecord, EventRecord
 from app.topics import Topics
 
-VERSION = 1
+VERSION = 2  # 2 added the account (13th delivery field, event "a")
+READABLE = (1, 2)  # a v1 record is the default account's
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _SEP = b"\n"
@@ -101,6 +106,8 @@ def encode_delivery(delivery: DeliveryRecord, attempt: AttemptRecord | None) -> 
         to_us(d.created_at), to_us(d.updated_at), d.status_code, d.error,
         _opt_us(d.delivered_at), _opt_us(d.next_attempt_at),
     ]  # fmt: skip
+    if d.account_id != DEFAULT_ACCOUNT:
+        fields.append(d.account_id)  # 13th field, absent for the default account
     a: list[Any] | None = None
     if attempt is not None:
         a = [
@@ -121,6 +128,7 @@ def encode_event(event: EventRecord) -> bytes:
             "t": event.type,
             "c": event.created_at,
             "r": to_us(event.received_at),
+            **({} if event.account_id == DEFAULT_ACCOUNT else {"a": event.account_id}),
         }
     )
     return b"".join((header, _SEP, event.body))
@@ -142,8 +150,8 @@ def decode(value: bytes | None) -> Record:
     if not isinstance(header, dict):
         raise InvalidRecord("json", "the header is not an object")
     version = header.get("v")
-    if version != VERSION:
-        raise InvalidRecord("version", f"format version {version!r}, this reader knows {VERSION}")
+    if version not in READABLE:
+        raise InvalidRecord("version", f"format version {version!r}, this reader knows {READABLE}")
     kind = header.get("k")
     try:
         if kind == "d":
@@ -158,6 +166,7 @@ def decode(value: bytes | None) -> Record:
                     created_at=_str(header["c"]),
                     body=body,
                     received_at=from_us(_int(header["r"])),
+                    account_id=_str(header.get("a", DEFAULT_ACCOUNT)),
                 )
             )
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
@@ -166,8 +175,11 @@ def decode(value: bytes | None) -> Record:
 
 
 def _delivery(fields: Any) -> DeliveryRecord:
+    if not isinstance(fields, list) or len(fields) not in (12, 13):
+        raise TypeError("a delivery is a list of 12 fields (13 with an account)")
+    account = fields[12] if len(fields) == 13 else DEFAULT_ACCOUNT
     (id_, webhook, event, event_type, status, attempts, created, updated,
-     code, error, delivered, next_at) = fields  # fmt: skip
+     code, error, delivered, next_at) = fields[:12]  # fmt: skip
     return DeliveryRecord(
         id=_str(id_),
         webhook_id=_str(webhook),
@@ -181,6 +193,7 @@ def _delivery(fields: Any) -> DeliveryRecord:
         error=_opt_str(error),
         delivered_at=_opt_dt(_opt_int(delivered)),
         next_attempt_at=_opt_dt(_opt_int(next_at)),
+        account_id=_str(account),
     )
 
 
@@ -260,8 +273,9 @@ class RecordLog:
         await self._send(delivery.id, encode_delivery(delivery, attempt))
 
     async def save_event(self, event: EventRecord) -> None:
-        """Log an event's payload for tests and manual redelivery (keyed by event id)."""
-        await self._send(event.id, encode_event(event))
+        """Log an event's payload for tests and manual redelivery (keyed by its store key,
+        ``event_key``: two accounts may use the same event id)."""
+        await self._send(event_key(event.account_id, event.id), encode_event(event))
 
     async def _send(self, key: str, value: bytes) -> None:
         try:

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from app.accounts import event_key
 from app.records import DeliveryMessage, EventMessage, Record
 from app.store.records import AttemptRecord, DeliveryRecord, EventRecord
 
@@ -58,7 +59,8 @@ def collapse(records: Iterable[Record]) -> Collapsed:
                     attempts[key] = attempt
         elif isinstance(record, EventMessage):
             event = record.event
-            known = events.get(event.id)
+            key = event_key(event.account_id, event.id)
+            known = events.get(key)
             if known is None or event.received_at >= known.received_at:
-                events[event.id] = event
+                events[key] = event
     return Collapsed(list(states.values()), list(attempts.values()), list(events.values()))

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from cassandra.query import PreparedStatement
 
+from app.accounts import DEFAULT_ACCOUNT, event_key
 from app.deliveries import DeliveryStatus
 from app.settings import Settings
 from app.store import schema
@@ -53,9 +54,9 @@ from app.store.timeline import (
 
 _STATE = (
     "webhook_id, event_id, event_type, status, attempts, created_at, updated_at, "
-    "status_code, error, delivered_at, next_attempt_at"
+    "status_code, error, delivered_at, next_attempt_at, account_id"
 )
-_STATE_MARKS = ", ".join("?" * 11)
+_STATE_MARKS = ", ".join("?" * 12)
 _ATTEMPT = (
     "delivery_id, number, started_at, duration_ms, outcome, status_code, error, "
     "response_excerpt, request_headers"
@@ -116,13 +117,13 @@ class DeliveryRepository:
             f"SELECT delivery_id, {_STATE} FROM {ks}.{schema.BY_EVENT} WHERE event_id = ?"
         )
         self._insert_event = p(
-            f"INSERT INTO {ks}.{schema.EVENTS} (id, type, created_at, body, received_at) "
-            f"VALUES (?, ?, ?, ?, ?) {using}"
+            f"INSERT INTO {ks}.{schema.EVENTS} "
+            f"(id, type, created_at, body, received_at, account_id) "
+            f"VALUES (?, ?, ?, ?, ?, ?) {using}"
         )
         self._select_event = p(
-            f"SELECT id, type, created_at, body, received_at FROM {ks}.{schema.EVENTS} WHERE id = ?"
+            f"SELECT type, created_at, body, received_at FROM {ks}.{schema.EVENTS} WHERE id = ?"
         )
-        self._event_exists = p(f"SELECT id FROM {ks}.{schema.EVENTS} WHERE id = ?")
 
         def log(filters: str) -> _Log:
             # The SAI restrictions come after the clustering range: one partition slice,
@@ -227,14 +228,17 @@ class DeliveryRepository:
                 Write(self._insert_attempt, (*values, stamp), attempt.delivery_id, estimate(values))
             )
         for event in events:
-            values = (event.id, event.type, event.created_at, event.body, event.received_at)
+            key = event_key(event.account_id, event.id)
+            values = (
+                key,
+                event.type,
+                event.created_at,
+                event.body,
+                event.received_at,
+                event.account_id,
+            )
             writes.append(
-                Write(
-                    self._insert_event,
-                    (*values, _us(event.received_at)),
-                    event.id,
-                    estimate(values),
-                )
+                Write(self._insert_event, (*values, _us(event.received_at)), key, estimate(values))
             )
         return writes
 
@@ -270,33 +274,35 @@ class DeliveryRepository:
         rows = await all_pages(self._session, self._select_attempts, (delivery_id,))
         return [attempt_record(row) for row in rows]
 
-    async def event_exists(self, event_id: str) -> bool:
-        """Whether the event was saved (and has not expired): the match step's dedupe check.
-        Reads the key only, never the payload (up to 256 KB). LOCAL_QUORUM."""
-        page = await aexecute(self._session, self._event_exists, (event_id,))
-        return bool(page.rows)
-
-    async def get_event(self, event_id: str) -> EventRecord | None:
-        """The stored event, or None (never saved, or expired). LOCAL_QUORUM."""
-        page = await aexecute(self._session, self._select_event, (event_id,))
+    async def get_event(
+        self, event_id: str, account_id: str = DEFAULT_ACCOUNT
+    ) -> EventRecord | None:
+        """The account's stored event, or None (never saved, expired, or another account's:
+        events are keyed by ``event_key(account, id)``). LOCAL_QUORUM."""
+        page = await aexecute(self._session, self._select_event, (event_key(account_id, event_id),))
         if not page.rows:
             return None
         row = page.rows[0]
         received = from_cql(row["received_at"])
         assert received is not None  # written by every save_event()
         return EventRecord(
-            id=row["id"],
+            id=event_id,
             type=row["type"],
             created_at=row["created_at"],
             body=bytes(row["body"] or b""),
             received_at=received,
+            account_id=account_id,
         )
 
-    async def list_by_event(self, event_id: str) -> list[DeliveryRecord]:
-        """Every delivery of an event, one per webhook, by webhook id (one partition, one
-        row per matched webhook). LOCAL_QUORUM."""
+    async def list_by_event(
+        self, event_id: str, account_id: str = DEFAULT_ACCOUNT
+    ) -> list[DeliveryRecord]:
+        """Every delivery of the account's event, one per webhook, by webhook id. One
+        partition (one row per matched webhook); two accounts may share an event id, so the
+        rows of other accounts are dropped here. LOCAL_QUORUM."""
         rows = await all_pages(self._session, self._select_by_event, (event_id,))
-        return [delivery_record(row, "delivery_id") for row in rows]
+        found = (delivery_record(row, "delivery_id") for row in rows)
+        return [d for d in found if d.account_id == account_id]
 
     async def list_by_webhook(
         self,

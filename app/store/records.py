@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from app.accounts import DEFAULT_ACCOUNT
 from app.deliveries import DeliveryStatus
 
 
@@ -42,6 +43,7 @@ class DeliveryRecord:
     error: str | None = None
     delivered_at: datetime | None = None
     next_attempt_at: datetime | None = None
+    account_id: str = DEFAULT_ACCOUNT  # the webhook's (and the event's) account
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,7 @@ class EventRecord:
     created_at: str
     body: bytes
     received_at: datetime
+    account_id: str = DEFAULT_ACCOUNT  # stored under app.accounts.event_key(account, id)
 
 
 @dataclass(frozen=True, slots=True)

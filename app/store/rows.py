@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cassandra.query import UNSET_VALUE
 
+from app.accounts import DEFAULT_ACCOUNT
 from app.deliveries import DeliveryStatus
 from app.store.records import AttemptRecord, DeliveryRecord
 from app.store.session import Row
@@ -24,6 +25,7 @@ def delivery_state(delivery: DeliveryRecord, created_ms: int) -> tuple[object, .
         delivery.error,
         delivery.delivered_at,
         delivery.next_attempt_at,
+        delivery.account_id,
     )
 
 
@@ -63,6 +65,7 @@ def delivery_record(row: Row, id_column: str) -> DeliveryRecord:
         error=row["error"],
         delivered_at=from_cql(row["delivered_at"]),
         next_attempt_at=from_cql(row["next_attempt_at"]),
+        account_id=row["account_id"] or DEFAULT_ACCOUNT,  # null: recorded before accounts
     )
 
 

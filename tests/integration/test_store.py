@@ -10,6 +10,7 @@ import random
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -675,8 +676,28 @@ async def test_event_save_and_get(store: Store) -> None:
     await store.deliveries.save_event(event)  # idempotent
     assert await store.deliveries.get_event("evt_saved") == event
     assert await store.deliveries.get_event("evt_unknown") is None
-    assert await store.deliveries.event_exists("evt_saved")
-    assert not await store.deliveries.event_exists("evt_unknown")
+
+
+async def test_two_accounts_may_use_one_event_id(store: Store) -> None:
+    received = ms(datetime.now(UTC))
+    mine = EventRecord("evt_same", "user.created", "2024-05-01T10:00:00Z", b'{"a":1}', received)
+    theirs = EventRecord(
+        "evt_same", "user.created", "2024-05-01T10:00:00Z", b'{"b":2}', received, "acme"
+    )
+    await store.deliveries.record_many([], [], [mine, theirs])
+    assert await store.deliveries.get_event("evt_same") == mine
+    assert await store.deliveries.get_event("evt_same", "acme") == theirs
+    assert await store.deliveries.get_event("evt_same", "other") is None
+
+    now = ms(datetime.now(UTC))
+    default_state = DeliveryRecord(
+        "del_same_a", "hook_a", "evt_same", "user.created", DeliveryStatus.SUCCESS, 1, now, now
+    )
+    acme_state = replace(default_state, id="del_same_b", webhook_id="hook_b", account_id="acme")
+    await store.deliveries.record_many([default_state, acme_state])
+    assert await store.deliveries.list_by_event("evt_same") == [default_state]
+    assert await store.deliveries.list_by_event("evt_same", "acme") == [acme_state]
+    assert (await store.deliveries.get("del_same_b")) == acme_state
 
 
 async def test_api_key_create_exists_revoke(store: Store, settings: Settings) -> None:

@@ -69,6 +69,7 @@ ATTEMPT = attempt(
         (FAILED, ATTEMPT),
         (state(status=DeliveryStatus.CANCELLED, error="webhook paused"), None),
         (state(created_at=datetime(1970, 1, 1, tzinfo=UTC)), attempt(duration_ms=0)),
+        (state(account_id="acme"), ATTEMPT),
     ],
 )
 def test_a_delivery_round_trips_exactly(
@@ -92,6 +93,22 @@ def test_an_event_round_trips_with_its_exact_body(body: bytes) -> None:
     assert value.endswith(body)  # the signed bytes travel as they are, not re-encoded
     assert len(value) < len(body) + 200
     assert decode(value) == EventMessage(event)
+
+
+def test_an_event_keeps_its_account() -> None:
+    event = EventRecord("evt_1", "user.created", "2026-01-15T12:30:00Z", b"{}", T0, "acme")
+    assert decode(encode_event(event)) == EventMessage(event)
+
+
+def test_a_version_1_record_is_the_default_accounts() -> None:
+    fields = orjson.loads(encode_delivery(FAILED, ATTEMPT))
+    v1 = orjson.dumps({**fields, "v": 1})
+    decoded = decode(v1)
+    assert isinstance(decoded, DeliveryMessage) and decoded.delivery == FAILED
+    assert decoded.delivery.account_id == "default"
+    head = orjson.dumps({"v": 1, "k": "e", "id": "evt_1", "t": "user.created", "c": "x", "r": 0})
+    old_event = decode(head + b"\n{}")
+    assert isinstance(old_event, EventMessage) and old_event.event.account_id == "default"
 
 
 def test_the_encoding_is_compact() -> None:
@@ -118,7 +135,7 @@ GOOD = orjson.loads(encode_delivery(FAILED, ATTEMPT))
         (b"", "json"),
         (b"not json", "json"),
         (b"[1,2]", "json"),
-        (orjson.dumps({**GOOD, "v": 2}), "version"),
+        (orjson.dumps({**GOOD, "v": 3}), "version"),
         (orjson.dumps({k: v for k, v in GOOD.items() if k != "v"}), "version"),
         (orjson.dumps({**GOOD, "k": "x"}), "kind"),
         (orjson.dumps({**GOOD, "d": GOOD["d"][:-1]}), "shape"),
