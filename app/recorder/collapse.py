@@ -59,8 +59,8 @@ def collapse(records: Iterable[Record]) -> Collapsed:
                     attempts[key] = attempt
         elif isinstance(record, EventMessage):
             event = record.event
-            key = event_key(event.account_id, event.id)
-            known = events.get(key)
+            stored_as = event_key(event.account_id, event.id)
+            known = events.get(stored_as)
             if known is None or event.received_at >= known.received_at:
-                events[key] = event
+                events[stored_as] = event
     return Collapsed(list(states.values()), list(attempts.values()), list(events.values()))
