@@ -1,8 +1,19 @@
 """② Webhooks: the subscription (url, event types, secret, active) and its secret format.
 
-A secret is ``whsec_`` + base64 of 24 to 64 random bytes (the Standard Webhooks format). The
-``X-Webhook-Signature`` header is keyed with the whole secret *string* (as the public docs'
-examples do); the Standard Webhooks ``webhook-signature`` is keyed with the decoded bytes.
+Secrets, the docs' way: a supplied secret is any string of 8 to 128 visible ASCII characters
+(``!`` to ``~``: no whitespace, nothing a shell, an env file or a header tool could mangle),
+``whsec_`` or not — the public docs' own ``whsec_abc123...`` and a secret a customer already
+uses elsewhere both work. A generated secret is ``whsec_`` + base64 of 32 random bytes.
+
+What each signature is keyed with:
+
+- ``X-Webhook-Signature`` (the docs' Flask and Node.js examples): the secret *string*, UTF-8.
+- Standard Webhooks ``webhook-signature``: for a **whsec_-base64** secret — ``whsec_`` then
+  standard base64 (``A–Z a–z 0–9 + /``, padding optional) of at least one byte — the decoded
+  bytes, which is what ``standardwebhooks.Webhook(secret)`` derives; for **any other** secret
+  the UTF-8 bytes of the whole string, prefix included (``Webhook(secret.encode())`` in
+  Python, ``new Webhook(secret, {format: "raw"})`` in the JavaScript library).
+  ``secret_key`` is that rule; ``secret_scheme`` names which side of it a secret is on.
 """
 
 from __future__ import annotations
@@ -20,9 +31,12 @@ from app.accounts import DEFAULT_ACCOUNT
 from app.errors import InvalidWebhook
 
 SECRET_PREFIX = "whsec_"
-SECRET_MIN_BYTES = 24
-SECRET_MAX_BYTES = 64
+SECRET_MIN_LENGTH = 8  # characters of a supplied secret
+SECRET_MAX_LENGTH = 128
 SECRET_DEFAULT_BYTES = 32
+# Standard base64, padding optional: what the standardwebhooks libraries decode after whsec_.
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_VISIBLE_ASCII = re.compile(r"[!-~]*")
 TEST_EVENT_TYPE = "webhook.test"
 
 _EVENT_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -37,23 +51,42 @@ def generate_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_DEFAULT_BYTES)).decode()
 
 
+def _decoded(secret: str) -> bytes | None:
+    """The decoded bytes of a whsec_-base64 secret, None for any other secret."""
+    if not secret.startswith(SECRET_PREFIX):
+        return None
+    rest = secret[len(SECRET_PREFIX) :]
+    if not _BASE64.fullmatch(rest):
+        return None
+    try:
+        key = base64.b64decode(rest + "=" * (-len(rest) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None  # e.g. a length of 4n+1: no base64 at all
+    return key or None
+
+
 def secret_key(secret: str) -> bytes:
-    """The decoded key bytes of a valid secret (the Standard Webhooks HMAC key)."""
-    return base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    """The Standard Webhooks HMAC key of a secret: the decoded bytes of a whsec_-base64
+    secret, else the secret's UTF-8 bytes (see the module docstring)."""
+    decoded = _decoded(secret)
+    return decoded if decoded is not None else secret.encode()
+
+
+def secret_scheme(secret: str) -> str:
+    """``base64`` (the key is the decoded part after whsec_) or ``utf8`` (the whole string)."""
+    return "base64" if _decoded(secret) is not None else "utf8"
 
 
 def validate_secret(secret: str) -> str:
-    """Return ``secret`` if it is ``whsec_`` + base64 of 24–64 bytes; else InvalidWebhook."""
-    if not secret.startswith(SECRET_PREFIX):
-        raise InvalidWebhook("secret", "must start with whsec_ (whsec_ + base64 of 24-64 bytes)")
-    try:
-        key = secret_key(secret)
-    except (binascii.Error, ValueError):
-        raise InvalidWebhook("secret", "the part after whsec_ is not valid base64") from None
-    if not SECRET_MIN_BYTES <= len(key) <= SECRET_MAX_BYTES:
+    """Return ``secret`` if it is 8–128 visible ASCII characters; else InvalidWebhook."""
+    if not SECRET_MIN_LENGTH <= len(secret) <= SECRET_MAX_LENGTH:
         raise InvalidWebhook(
             "secret",
-            f"decodes to {len(key)} bytes; it must be {SECRET_MIN_BYTES} to {SECRET_MAX_BYTES}",
+            f"is {len(secret)} characters; it must be {SECRET_MIN_LENGTH} to {SECRET_MAX_LENGTH}",
+        )
+    if not _VISIBLE_ASCII.fullmatch(secret):
+        raise InvalidWebhook(
+            "secret", "must be visible ASCII characters (! to ~), without whitespace"
         )
     return secret
 

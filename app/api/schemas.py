@@ -49,9 +49,11 @@ Secret = Annotated[
     str,
     Field(
         max_length=200,
-        description="`whsec_` + base64 of 24 to 64 bytes: generated when omitted at creation; "
-        "given in an update, it rotates the signing secret (read it back with "
-        "GET /v1/webhooks/{id}/secret).",
+        description="8 to 128 visible ASCII characters, no whitespace (`whsec_…` or any "
+        "string you already use); generated as `whsec_` + base64 of 32 bytes when omitted at "
+        "creation. Given in an update it replaces the signing secret at once (read it back "
+        "with GET /v1/webhooks/{id}/secret); to keep the old one valid for a grace period, "
+        "use POST /v1/webhooks/{id}/secret/rotate.",
         examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
     ),
 ]

@@ -4,6 +4,7 @@
 - Node.js: the docs' ``verifyWebhook`` and Express check, verbatim, in ``node/seed_verify.js``,
   run by the real ``node`` binary; ``express.json()`` is emulated with ``JSON.parse``.
 - Standard Webhooks: the reference ``standardwebhooks`` verifier accepts ``webhook-*`` (row 23).
+- Supplied secrets, whsec_-base64 or not, verify in all three (the keying rule of ``app.webhooks``).
 
 Bodies and headers come from ``app.events`` and ``app.signing``, exactly as a worker sends them.
 """
@@ -27,7 +28,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from app.deliveries import delivery_id
 from app.events import Event, build_event, parse_event
 from app.signing import attempt_headers
-from app.webhooks import generate_secret
+from app.webhooks import generate_secret, secret_scheme, validate_secret
 
 NODE_SCRIPT = Path(__file__).parent / "node" / "seed_verify.js"
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
@@ -401,3 +402,67 @@ def test_the_standardwebhooks_library_refuses(
     headers = {**headers_for(EVENTS["seed-payload"]), **change}
     with pytest.raises(WebhookVerificationError):
         StandardWebhook(secret).verify(body, headers)
+
+
+# -- supplied secrets, whsec_-base64 or not (app.webhooks: the key of each scheme) --------------
+
+SUPPLIED_SECRETS = {
+    "seed-example": "whsec_abc123...",
+    "plain": "my-shared-secret",
+    "punctuation": "p@ss:w0rd/with+=&?~",
+    "urlsafe-base64": "whsec_" + base64.urlsafe_b64encode(b"\xfb\xff" * 16).decode(),
+    "short-base64": "whsec_" + base64.b64encode(b"8 bytes!").decode(),
+    "generated": generate_secret(),
+}
+
+
+@pytest.mark.parametrize("secret", SUPPLIED_SECRETS.values(), ids=SUPPLIED_SECRETS.keys())
+def test_the_seed_flask_example_verifies_with_a_supplied_secret(secret: str) -> None:
+    validate_secret(secret)
+    event = EVENTS["non-ascii"]
+    assert SeedFlaskReceiver(secret).post(event.body, headers_for(event, secret)) == 200
+    assert SeedFlaskReceiver(secret + "x").post(event.body, headers_for(event, secret)) == 401
+
+
+def test_the_seed_node_example_verifies_with_supplied_secrets() -> None:
+    event = EVENTS["seed-payload"]
+    cases = {
+        name: (event.body, headers_for(event, secret), secret)
+        for name, secret in SUPPLIED_SECRETS.items()
+    }
+    cases["refused:other-secret"] = (
+        event.body,
+        headers_for(event, SUPPLIED_SECRETS["plain"]),
+        SUPPLIED_SECRETS["seed-example"],
+    )
+    _, results = run_seed_node_example(cases)
+    assert {name: r["status"] for name, r in results.items()} == {
+        **dict.fromkeys(SUPPLIED_SECRETS, 200),
+        "refused:other-secret": 401,
+    }
+
+
+def standard_verifier(secret: str) -> StandardWebhook:
+    """How a receiver builds the reference verifier, as the README says: the secret itself
+    when it is whsec_-base64, else its UTF-8 bytes (the raw key)."""
+    if secret_scheme(secret) == "base64":
+        return StandardWebhook(secret)
+    return StandardWebhook(secret.encode())
+
+
+@pytest.mark.parametrize("secret", SUPPLIED_SECRETS.values(), ids=SUPPLIED_SECRETS.keys())
+def test_the_standardwebhooks_library_verifies_with_a_supplied_secret(secret: str) -> None:
+    event = EVENTS["numbers"]
+    headers = headers_for(event, secret)
+    assert standard_verifier(secret).verify(event.body, headers) == json.loads(event.body)
+    with pytest.raises(WebhookVerificationError):
+        standard_verifier(secret + "x").verify(event.body, headers)
+
+
+def test_whsec_base64_secrets_verify_with_the_library_given_the_secret_string() -> None:
+    # The library decodes after whsec_ by itself: for these the receiver passes the string.
+    for name in ("short-base64", "generated"):
+        secret = SUPPLIED_SECRETS[name]
+        assert secret_scheme(secret) == "base64"
+        event = EVENTS["seed-payload"]
+        StandardWebhook(secret).verify(event.body, headers_for(event, secret))

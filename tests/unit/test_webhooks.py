@@ -15,6 +15,7 @@ from app.webhooks import (
     generate_secret,
     pattern_matches,
     secret_key,
+    secret_scheme,
     validate_events,
     validate_secret,
     webhook_from_json,
@@ -49,38 +50,67 @@ def test_valid_secret_sizes(size: int) -> None:
 
 
 @pytest.mark.parametrize(
+    "secret",
+    [
+        "whsec_abc123...",  # the seed's own example
+        "my-shared-secret",  # a secret the customer already uses elsewhere
+        "12345678",  # the shortest
+        "x" * 128,  # the longest
+        "whsec_" + base64.urlsafe_b64encode(b"\xfb\xff" * 16).decode(),
+        "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~",
+        b64_secret(8),
+        b64_secret(65),
+    ],
+    ids=["seed-example", "plain", "8-chars", "128-chars", "urlsafe", "punctuation", "8B", "65B"],
+)
+def test_supplied_secrets_the_docs_way(secret: str) -> None:
+    assert validate_secret(secret) == secret
+
+
+@pytest.mark.parametrize(
+    ("secret", "scheme", "key"),
+    [
+        (b64_secret(32), "base64", bytes(i % 251 for i in range(32))),
+        (b64_secret(8), "base64", bytes(i % 251 for i in range(8))),
+        ("whsec_" + base64.b64encode(bytes(32)).decode().rstrip("="), "base64", bytes(32)),
+        ("whsec_abc123...", "utf8", b"whsec_abc123..."),
+        ("my-shared-secret", "utf8", b"my-shared-secret"),
+        ("whsec_" + base64.urlsafe_b64encode(b"\xfb\xff" * 16).decode(), "utf8", None),
+        ("whsec_abcde", "utf8", b"whsec_abcde"),  # 4n+1 characters: not base64
+        ("WHSEC_" + base64.b64encode(bytes(32)).decode(), "utf8", None),
+    ],
+    ids=["32B", "8B", "unpadded", "seed-example", "plain", "urlsafe", "4n+1", "upper-prefix"],
+)
+def test_the_standard_webhooks_key_of_each_kind_of_secret(
+    secret: str, scheme: str, key: bytes | None
+) -> None:
+    assert secret_scheme(secret) == scheme
+    assert secret_key(secret) == (key if key is not None else secret.encode())
+
+
+@pytest.mark.parametrize(
     ("secret", "says"),
     [
-        ("", "must start with whsec_"),
-        (base64.b64encode(bytes(32)).decode(), "must start with whsec_"),
-        ("WHSEC_" + base64.b64encode(bytes(32)).decode(), "must start with whsec_"),
-        ("whsec" + base64.b64encode(bytes(32)).decode(), "must start with whsec_"),
-        ("whsec_abc123...", "not valid base64"),  # the seed's placeholder
-        ("whsec_!!!!" + "A" * 40, "not valid base64"),
-        ("whsec_" + base64.urlsafe_b64encode(b"\xfb\xff" * 16).decode(), "not valid base64"),
-        ("whsec_" + base64.b64encode(bytes(32)).decode().rstrip("="), "not valid base64"),
-        ("whsec_" + base64.b64encode(bytes(32)).decode() + "\n", "not valid base64"),
-        ("whsec_", "decodes to 0 bytes"),
-        (b64_secret(8), "decodes to 8 bytes"),
-        (b64_secret(23), "decodes to 23 bytes"),
-        (b64_secret(65), "decodes to 65 bytes"),
-        (b64_secret(100), "decodes to 100 bytes"),
+        ("", "is 0 characters"),
+        ("1234567", "is 7 characters"),
+        ("x" * 129, "is 129 characters"),
+        ("whsec_" + base64.b64encode(bytes(100)).decode(), "is 142 characters"),
+        ("has a space", "without whitespace"),
+        ("whsec_" + base64.b64encode(bytes(32)).decode() + "\n", "without whitespace"),
+        ("tab\tinside", "without whitespace"),
+        ("caf\u00e9-secret", "visible ASCII"),
+        ("nul\x00inside", "visible ASCII"),
     ],
     ids=[
         "empty",
-        "no-prefix",
-        "upper-prefix",
-        "no-underscore",
-        "seed-placeholder",
-        "punctuation",
-        "urlsafe-alphabet",
-        "unpadded",
-        "trailing-newline",
-        "nothing-after-prefix",
-        "8-bytes",
-        "23-bytes",
-        "65-bytes",
+        "7-chars",
+        "129-chars",
         "100-bytes",
+        "space",
+        "newline",
+        "tab",
+        "non-ascii",
+        "nul",
     ],
 )
 def test_invalid_secrets(secret: str, says: str) -> None:
