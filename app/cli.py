@@ -60,8 +60,10 @@ def api() -> None:
     import uvicorn
 
     from app.api.main import build_app
+    from app.connectivity import check_connectivity
 
     settings = _settings()
+    check_connectivity(settings)
     uvicorn.run(
         build_app(settings),
         host=settings.api.host,
@@ -75,18 +77,23 @@ def api() -> None:
 @cli.command()
 def worker() -> None:
     """②④ Match events to webhooks and deliver attempts (Faust agents)."""
+    from app.connectivity import check_connectivity
     from app.worker.main import main
 
-    main(_settings())
+    settings = _settings()
+    check_connectivity(settings)
+    main(settings)
 
 
 @cli.command()
 def scheduler() -> None:
     """③ Forward due retries from the retry topics to the redeliver topic."""
     from app import metrics
+    from app.connectivity import check_connectivity
     from app.scheduler import main
 
     settings = _settings()
+    check_connectivity(settings, cassandra=False)
     metrics.serve(settings.scheduler.metrics_port)
     main(settings)
 
@@ -94,9 +101,12 @@ def scheduler() -> None:
 @cli.command()
 def recorder() -> None:
     """⑤ Write the records topic (delivery states, attempts, events) to Cassandra in batches."""
+    from app.connectivity import check_connectivity
     from app.recorder import main
 
-    main(_settings())
+    settings = _settings()
+    check_connectivity(settings)
+    main(settings)
 
 
 @cli.command()

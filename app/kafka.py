@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Sequence
@@ -52,8 +53,8 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 
 def create_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     """Create the missing topics; idempotent. Returns the names it created."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
-    existing = set(admin.list_topics(timeout=timeout).topics)
+    admin = admin_client(settings)
+    existing = set(metadata(settings, timeout=timeout).topics)
     wanted = [spec for spec in topic_specs(settings) if spec.topic not in existing]
     if not wanted:
         return []
@@ -75,11 +76,10 @@ def wait_for_topics(settings: Settings, names: list[str], timeout: float = 60.0)
     nothing and stays idle until its next metadata refresh (minutes). So roles wait here, at
     start-up, for what ``migrate`` created. Raises HookstreamError naming the missing topics.
     """
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
     deadline = time.monotonic() + timeout
     missing = set(names)
     while True:
-        topics = admin.list_topics(timeout=10).topics
+        topics = metadata(settings, timeout=10).topics
         missing = {n for n in names if n not in topics or not topics[n].partitions}
         if not missing:
             return
@@ -91,9 +91,140 @@ def wait_for_topics(settings: Settings, names: list[str], timeout: float = 60.0)
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
-    """What every confluent-kafka client of Hookstream's shares (bootstrap, and the place
-    where connection security settings belong)."""
-    return {"bootstrap.servers": settings.kafka.bootstrap_servers}
+    """What every confluent-kafka client of Hookstream's shares: bootstrap servers and the
+    connection security (``security.protocol``, SASL, TLS). The one place that maps those
+    settings to librdkafka; every Producer, Consumer and AdminClient starts from it."""
+    cfg = settings.kafka
+    config: dict[str, Any] = {
+        "bootstrap.servers": cfg.bootstrap_servers,
+        "security.protocol": cfg.security_protocol,
+    }
+    if cfg.security_protocol.startswith("SASL_"):
+        config["sasl.mechanism"] = cfg.sasl_mechanism
+        if cfg.sasl_username is not None:
+            config["sasl.username"] = cfg.sasl_username
+        if cfg.sasl_password is not None:
+            config["sasl.password"] = cfg.sasl_password.get_secret_value()
+    if cfg.security_protocol in {"SSL", "SASL_SSL"}:
+        if cfg.ssl_ca_file is not None:
+            config["ssl.ca.location"] = str(cfg.ssl_ca_file)
+        if cfg.ssl_cert_file is not None:
+            config["ssl.certificate.location"] = str(cfg.ssl_cert_file)
+        if cfg.ssl_key_file is not None:
+            config["ssl.key.location"] = str(cfg.ssl_key_file)
+        if cfg.ssl_key_password is not None:
+            config["ssl.key.password"] = cfg.ssl_key_password.get_secret_value()
+        config["ssl.endpoint.identification.algorithm"] = (
+            "https" if cfg.ssl_check_hostname else "none"
+        )
+    return config
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context of the aiokafka (Faust) clients; None unless the protocol uses TLS."""
+    cfg = settings.kafka
+    if cfg.security_protocol not in {"SSL", "SASL_SSL"}:
+        return None
+    context = ssl.create_default_context(
+        cafile=str(cfg.ssl_ca_file) if cfg.ssl_ca_file is not None else None
+    )
+    context.check_hostname = cfg.ssl_check_hostname
+    if cfg.ssl_cert_file is not None:
+        context.load_cert_chain(
+            str(cfg.ssl_cert_file),
+            str(cfg.ssl_key_file) if cfg.ssl_key_file is not None else None,
+            cfg.ssl_key_password.get_secret_value() if cfg.ssl_key_password else None,
+        )
+    return context
+
+
+def aiokafka_config(settings: Settings) -> dict[str, Any]:
+    """The same connection settings as ``client_config``, as aiokafka keyword arguments."""
+    cfg = settings.kafka
+    config: dict[str, Any] = {
+        "bootstrap_servers": cfg.bootstrap_servers,
+        "security_protocol": cfg.security_protocol,
+    }
+    if (context := ssl_context(settings)) is not None:
+        config["ssl_context"] = context
+    if cfg.security_protocol.startswith("SASL_"):
+        config["sasl_mechanism"] = cfg.sasl_mechanism
+        config["sasl_plain_username"] = cfg.sasl_username
+        config["sasl_plain_password"] = (
+            cfg.sasl_password.get_secret_value() if cfg.sasl_password is not None else None
+        )
+    return config
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """``broker_credentials`` of the Faust app: Faust turns these into the same aiokafka
+    arguments as ``aiokafka_config`` (None: plaintext)."""
+    import faust
+
+    cfg = settings.kafka
+    context = ssl_context(settings)
+    if cfg.security_protocol.startswith("SASL_"):
+        return faust.SASLCredentials(
+            username=cfg.sasl_username,
+            password=cfg.sasl_password.get_secret_value() if cfg.sasl_password else None,
+            ssl_context=context,
+            mechanism=cfg.sasl_mechanism,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def _setting_at_fault(settings: Settings, err: KafkaError) -> str | None:
+    """Which settings a librdkafka connection error points at, or None for an outage."""
+    if err.code() == KafkaError._AUTHENTICATION:
+        return (
+            "HOOKSTREAM_KAFKA__SASL_USERNAME / HOOKSTREAM_KAFKA__SASL_PASSWORD"
+            f" (mechanism {settings.kafka.sasl_mechanism})"
+        )
+    if err.code() == KafkaError._SSL or "certificate verify failed" in err.str():
+        return "HOOKSTREAM_KAFKA__SSL_CA_FILE (or HOOKSTREAM_KAFKA__SSL_CHECK_HOSTNAME)"
+    return None
+
+
+def admin_client(settings: Settings, **config: Any) -> AdminClient:
+    """An AdminClient on ``client_config``; use ``metadata`` with it to fail clearly."""
+    return AdminClient({**client_config(settings), **config})
+
+
+def metadata(settings: Settings, topic: str | None = None, timeout: float = 15.0) -> Any:
+    """The cluster's metadata (``ClusterMetadata``), or a ``HookstreamError`` that names the
+    setting at fault when the brokers refuse our credentials or certificate.
+
+    librdkafka retries a refused SASL login or TLS handshake forever, so without this a role
+    would hang at start-up; here the first such error ends the wait.
+    """
+    refused: list[tuple[str, str]] = []
+
+    def on_error(err: KafkaError) -> None:
+        if (setting := _setting_at_fault(settings, err)) is not None:
+            refused.append((err.str(), setting))
+
+    admin = admin_client(settings, error_cb=on_error, log_level=0)
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while True:
+        try:
+            return admin.list_topics(topic, timeout=min(2.0, max(deadline - time.monotonic(), 0.1)))
+        except KafkaException as exc:
+            last = str(exc.args[0].str() if exc.args else exc)
+        admin.poll(0)  # deliver pending error callbacks
+        if refused:
+            raise HookstreamError(
+                f"Kafka at {settings.kafka.bootstrap_servers} refused the connection: "
+                f"{refused[-1][0]} — check {refused[-1][1]}"
+            )
+        if time.monotonic() > deadline:
+            raise HookstreamError(
+                f"Kafka at {settings.kafka.bootstrap_servers} did not answer in {timeout:.0f} s "
+                f"({last}); check HOOKSTREAM_KAFKA__BOOTSTRAP_SERVERS and "
+                f"HOOKSTREAM_KAFKA__SECURITY_PROTOCOL ({settings.kafka.security_protocol})"
+            )
 
 
 class AsyncProducer:

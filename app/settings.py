@@ -12,9 +12,17 @@ import ipaddress
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SEED_EVENT_TYPES = (
@@ -68,6 +76,29 @@ class _Group(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+_G = TypeVar("_G", bound=_Group)
+
+
+def _secrets_from_files(group: _G, **fields: str) -> _G:
+    """Fill each secret from its ``*_file`` (a Kubernetes Secret mounted as a file) when set.
+
+    One trailing newline is dropped: ``echo pw > file`` and ``kubectl create secret
+    --from-file`` both leave one. A file that cannot be read fails start-up, naming the file.
+    """
+    for file_field, secret_field in fields.items():
+        path = getattr(group, file_field)
+        if path is None:
+            continue
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+        secret = SecretStr(text[:-1] if text.endswith("\n") else text)
+        # The groups are frozen; this runs once, inside validation, before anyone holds one.
+        object.__setattr__(group, secret_field, secret)
+    return group
+
+
 class KafkaSettings(_Group):
     bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
     topic_prefix: str = Field(
@@ -82,6 +113,40 @@ class KafkaSettings(_Group):
     scheduler_group: str = Field(
         "hookstream-scheduler", description="The scheduler's consumer group."
     )
+    # Connection security, applied to every client (app.kafka: client_config, aiokafka_config).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka `security.protocol` (SASL_SSL for a managed cluster)."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (with a SASL_* protocol)."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    sasl_password_file: Path | None = Field(
+        None, description="A file holding the SASL password (a mounted secret); wins if set."
+    )
+    ssl_ca_file: Path | None = Field(
+        None, description="PEM CA bundle that signs the brokers' certificates (default: system)."
+    )
+    ssl_cert_file: Path | None = Field(
+        None, description="PEM client certificate (mutual TLS only)."
+    )
+    ssl_key_file: Path | None = Field(None, description="PEM private key of the client cert.")
+    ssl_key_password: SecretStr | None = Field(
+        None, description="Password of an encrypted client key."
+    )
+    ssl_key_password_file: Path | None = Field(
+        None, description="A file holding the client key's password; wins if set."
+    )
+    ssl_check_hostname: bool = Field(
+        True, description="Check that a broker's certificate names the host connected to."
+    )
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> KafkaSettings:
+        return _secrets_from_files(
+            self, sasl_password_file="sasl_password", ssl_key_password_file="ssl_key_password"
+        )
 
 
 class CassandraSettings(_Group):
@@ -95,6 +160,31 @@ class CassandraSettings(_Group):
     retention: Duration = Field(
         timedelta(days=30), description="TTL of every delivery, attempt and event row."
     )
+    consistency: Literal["ONE", "LOCAL_ONE", "LOCAL_QUORUM", "QUORUM", "EACH_QUORUM", "ALL"] = (
+        Field(
+            "LOCAL_QUORUM",
+            description="Consistency of every read and write (LOCAL_QUORUM: a read sees an "
+            "acknowledged write, on one node or many).",
+        )
+    )
+    username: str | None = Field(None, description="PasswordAuthenticator user name.")
+    password: SecretStr | None = Field(None, description="PasswordAuthenticator password.")
+    password_file: Path | None = Field(
+        None, description="A file holding the password (a mounted secret); wins if set."
+    )
+    ssl: bool = Field(False, description="Client encryption (TLS) to every node.")
+    ssl_ca_file: Path | None = Field(
+        None, description="PEM CA bundle that signs the nodes' certificates (default: system)."
+    )
+    ssl_cert_file: Path | None = Field(None, description="PEM client certificate (mutual TLS).")
+    ssl_key_file: Path | None = Field(None, description="PEM private key of the client cert.")
+    ssl_check_hostname: bool = Field(
+        True, description="Check that a node's certificate names the address connected to."
+    )
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> CassandraSettings:
+        return _secrets_from_files(self, password_file="password")
 
     _split_hosts = field_validator("hosts", mode="before")(_split_csv)
 

@@ -18,6 +18,7 @@ from app.api.metrics import ApiMetrics, MetricsMiddleware
 from app.api.ports import ProducerPort, StorePort
 from app.api.routes import deliveries, events, health, webhooks
 from app.api.routes.health import Probe, cassandra_probe, kafka_probe
+from app.kafka import client_config
 from app.settings import Settings
 from app.topics import Topics
 
@@ -67,9 +68,7 @@ def attach(
     app.state.probes = dict(
         probes
         or {
-            "kafka": kafka_probe(
-                settings.kafka.bootstrap_servers, [topics.webhooks, topics.deliveries]
-            ),
+            "kafka": kafka_probe(client_config(settings), [topics.webhooks, topics.deliveries]),
             "cassandra": cassandra_probe(store),
         }
     )

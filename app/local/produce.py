@@ -15,6 +15,7 @@ from confluent_kafka import KafkaError, Producer
 
 from app.errors import HandOffError, InvalidEvent
 from app.events import Event, format_timestamp, validate_fields
+from app.kafka import client_config
 from app.settings import Settings
 
 
@@ -57,7 +58,7 @@ def produce_events(
 ) -> int:
     producer = Producer(
         {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            **client_config(settings),
             "enable.idempotence": True,
             "acks": "all",
         }

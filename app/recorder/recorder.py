@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Message, TopicPartition
 
+from app.kafka import client_config
 from app.recorder import metrics
 from app.recorder.collapse import Collapsed, collapse
 from app.records import InvalidRecord, Record, decode
@@ -64,7 +65,7 @@ BACKOFF_FIRST_S = 0.25
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
     return {
-        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        **client_config(settings),
         "group.id": settings.recorder.consumer_group,
         "client.id": "hookstream-recorder",
         "enable.auto.commit": False,

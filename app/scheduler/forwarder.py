@@ -52,6 +52,7 @@ from confluent_kafka import (
 )
 
 from app.errors import HandOffError
+from app.kafka import client_config
 from app.scheduler.policy import (
     AckTracker,
     Forward,
@@ -91,7 +92,7 @@ def wall_ms() -> int:
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
     return {
-        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        **client_config(settings),
         "group.id": settings.kafka.scheduler_group,
         "client.id": "hookstream-scheduler",
         "enable.auto.commit": False,
@@ -106,7 +107,7 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
 
 def producer_config(settings: Settings) -> dict[str, Any]:
     return {
-        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        **client_config(settings),
         "client.id": "hookstream-scheduler",
         "enable.idempotence": True,
         "acks": "all",

@@ -12,24 +12,28 @@ receives, so nothing ever blocks on ``ResultSet`` iteration.
 
 Every statement Hookstream writes is an idempotent upsert or delete, prepared with
 ``is_idempotent = True``: ``IdempotentRetryPolicy`` retries those on a server-side write
-timeout, and the bridge sends them once more after a client-side timeout. Reads use LOCAL_QUORUM,
-like writes, so a read after an acknowledged write sees it.
+timeout, and the bridge sends them once more after a client-side timeout. Reads use the same
+consistency as writes (``HOOKSTREAM_CASSANDRA__CONSISTENCY``, LOCAL_QUORUM by default), so a read
+after an acknowledged write sees it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from cassandra import (
+    AuthenticationFailed,
     ConsistencyLevel,
     DriverException,
     OperationTimedOut,
     ProtocolVersion,
     RequestValidationException,
 )
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
     Cluster,
@@ -99,19 +103,67 @@ class IdempotentRetryPolicy(RetryPolicy):  # type: ignore[misc]
         return self.RETHROW, None
 
 
+def security_options(settings: Settings) -> dict[str, Any]:
+    """``Cluster`` keyword arguments for authentication and client TLS (empty: neither).
+
+    The one place that maps the Cassandra security settings to the driver; the local stack's
+    readiness probe uses it too.
+    """
+    cfg = settings.cassandra
+    options: dict[str, Any] = {}
+    if cfg.username is not None:
+        options["auth_provider"] = PlainTextAuthProvider(
+            username=cfg.username,
+            password=cfg.password.get_secret_value() if cfg.password is not None else "",
+        )
+    if cfg.ssl:
+        context = ssl.create_default_context(
+            cafile=str(cfg.ssl_ca_file) if cfg.ssl_ca_file is not None else None
+        )
+        # The driver passes the contact address as server_hostname when this is on.
+        context.check_hostname = cfg.ssl_check_hostname
+        if cfg.ssl_cert_file is not None:
+            context.load_cert_chain(
+                str(cfg.ssl_cert_file), str(cfg.ssl_key_file) if cfg.ssl_key_file else None
+            )
+        options["ssl_context"] = context
+    return options
+
+
+def explain_connect_error(settings: Settings, exc: BaseException) -> str:
+    """A start-up failure in words, naming the setting that most likely causes it."""
+    text = str(exc)
+    if isinstance(exc, NoHostAvailable):
+        text = "; ".join(f"{host}: {err}" for host, err in exc.errors.items()) or text
+    lowered = text.lower()
+    where = f"Cassandra at {settings.cassandra.hosts}:{settings.cassandra.port}"
+    if "authentication" in lowered or "credentials" in lowered or "password" in lowered:
+        return (
+            f"{where} refused the login ({text}); check HOOKSTREAM_CASSANDRA__USERNAME and "
+            "HOOKSTREAM_CASSANDRA__PASSWORD (or HOOKSTREAM_CASSANDRA__PASSWORD_FILE)"
+        )
+    if "certificate" in lowered or "ssl" in lowered or "tls" in lowered:
+        return (
+            f"{where}: TLS failed ({text}); check HOOKSTREAM_CASSANDRA__SSL, "
+            "HOOKSTREAM_CASSANDRA__SSL_CA_FILE and HOOKSTREAM_CASSANDRA__SSL_CHECK_HOSTNAME"
+        )
+    return f"cannot connect to {where}: {text}"
+
+
 def connect(settings: Settings) -> CassandraSession:
     """Open a cluster and a session (blocking: call at start-up, off the event loop).
 
-    Protocol v5, token-aware round robin over the local data centre, LOCAL_QUORUM, rows as
-    dicts. The session is bound to no keyspace: statements name ``keyspace.table`` (Cassandra
-    5 warns about prepared statements under ``USE``). Raises ``StoreUnavailable`` if no
+    Protocol v5, token-aware round robin over the local data centre, the configured
+    consistency (LOCAL_QUORUM by default), authentication and TLS from ``security_options``,
+    rows as dicts. The session is bound to no keyspace: statements name ``keyspace.table``
+    (Cassandra 5 warns about prepared statements under ``USE``). Raises ``StoreUnavailable`` if no
     contact point answers.
     """
     cfg = settings.cassandra
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=cfg.local_dc)),
         retry_policy=IdempotentRetryPolicy(),
-        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+        consistency_level=ConsistencyLevel.name_to_value[cfg.consistency],
         request_timeout=REQUEST_TIMEOUT,
         row_factory=dict_factory,
     )
@@ -124,12 +176,13 @@ def connect(settings: Settings) -> CassandraSession:
         control_connection_timeout=CONNECT_TIMEOUT,
         idle_heartbeat_interval=15,
         idle_heartbeat_timeout=15,
+        **security_options(settings),
     )
     try:
         return cluster.connect()
-    except _OUTAGES as exc:
+    except (*_OUTAGES, AuthenticationFailed, ssl.SSLError) as exc:
         cluster.shutdown()
-        raise StoreUnavailable(f"cannot connect to Cassandra at {cfg.hosts}: {exc}") from exc
+        raise StoreUnavailable(explain_connect_error(settings, exc)) from exc
 
 
 def prepare(session: CassandraSession, cql: str) -> PreparedStatement:

@@ -17,10 +17,10 @@ import logging
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from app import metrics
 from app.errors import HookstreamError
+from app.kafka import admin_client, aiokafka_config
 from app.matching import WebhookIndex
 from app.settings import Settings
 from app.store import Store
@@ -44,7 +44,7 @@ class WebhookFeed:
     async def start(self) -> None:
         await self.reload()
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka.bootstrap_servers,
+            **aiokafka_config(self._settings),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -63,7 +63,7 @@ class WebhookFeed:
         self._tasks.append(asyncio.create_task(self._reload_forever()))
 
     def _partitions(self) -> set[int]:
-        admin = AdminClient({"bootstrap.servers": self._settings.kafka.bootstrap_servers})
+        admin = admin_client(self._settings)
         topic = admin.list_topics(self._topic, timeout=15).topics.get(self._topic)
         if topic is None or topic.error is not None:
             return set()

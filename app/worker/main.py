@@ -20,7 +20,7 @@ import uvloop
 
 from app import metrics
 from app.delivery import AiohttpSender
-from app.kafka import AsyncProducer, wait_for_topics
+from app.kafka import AsyncProducer, faust_credentials, wait_for_topics
 from app.matching import WebhookIndex
 from app.records import RecordLog
 from app.settings import Settings
@@ -58,6 +58,7 @@ def build_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.kafka.consumer_group,
         broker=brokers,
+        broker_credentials=faust_credentials(settings),
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=False,

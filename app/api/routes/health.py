@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -76,15 +76,20 @@ def cassandra_probe(store: StorePort) -> Probe:
     return probe
 
 
-def kafka_probe(bootstrap_servers: str, required_topics: list[str]) -> Probe:
-    """Ask Kafka for metadata (in a thread: the client call blocks) and check the topics."""
+def kafka_probe(config: str | dict[str, Any], required_topics: list[str]) -> Probe:
+    """Ask Kafka for metadata (in a thread: the client call blocks) and check the topics.
+
+    ``config``: the AdminClient's config (``app.kafka.client_config``), or bootstrap servers.
+    """
     from confluent_kafka.admin import AdminClient
 
     admin: list[AdminClient] = []
 
     def blocking() -> None:
         if not admin:
-            admin.append(AdminClient({"bootstrap.servers": bootstrap_servers}))
+            admin.append(
+                AdminClient(config if isinstance(config, dict) else {"bootstrap.servers": config})
+            )
         topics = admin[0].list_topics(timeout=PROBE_TIMEOUT_S).topics
         missing = [t for t in required_topics if t not in topics]
         if missing:
