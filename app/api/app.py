@@ -18,6 +18,7 @@ from app.api.metrics import ApiMetrics, MetricsMiddleware
 from app.api.ports import ProducerPort, StorePort
 from app.api.routes import deliveries, events, health, webhooks
 from app.api.routes.health import Probe, cassandra_probe, kafka_probe
+from app.console import routes as console
 from app.kafka import client_config
 from app.settings import Settings
 from app.topics import Topics
@@ -84,6 +85,9 @@ def build(
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # /docs and /redoc are the console's (app.console), on locally served assets.
+        docs_url=None,
+        redoc_url=None,
         redirect_slashes=False,
     )
     app.state.settings = settings
@@ -100,4 +104,5 @@ def build(
         # Security(bearer_scheme) documents the scheme; AuthenticatedRoute enforces it.
         app.include_router(router, dependencies=[Security(bearer_scheme)])
     app.include_router(health.router)
+    console.install(app)
     return app
