@@ -92,15 +92,27 @@ def compile_filter(source: Any, where: str = "filter") -> Filter:
 
 
 def filter_from_json(text: str | None) -> Filter | None:
-    """A stored filter (JSON text or None). A stored filter that no longer validates (the
-    rules tightened) matches nothing rather than everything: fail closed, and log once."""
+    """A filter stored as JSON text (the webhooks table), or None for none."""
     if not text:
         return None
     try:
-        return compile_filter(orjson.loads(text))
-    except (InvalidWebhook, orjson.JSONDecodeError) as exc:
+        source = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        source = {"$invalid": text}
+    return stored_filter(source)
+
+
+def stored_filter(source: Any) -> Filter | None:
+    """A filter read back from storage or the webhooks topic (decoded JSON, or None for none).
+    One that no longer validates (the rules tightened) matches nothing rather than
+    everything: fail closed, and log it."""
+    if source is None:
+        return None
+    try:
+        return compile_filter(source)
+    except InvalidWebhook as exc:
         log.warning("stored webhook filter is invalid; it matches no event: %s", exc)
-        return Filter(source={"$invalid": text}, _predicate=lambda _data: False)
+        return Filter(source={"$invalid": source}, _predicate=lambda _data: False)
 
 
 class _Budget:

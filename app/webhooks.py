@@ -29,6 +29,7 @@ import orjson
 
 from app.accounts import DEFAULT_ACCOUNT
 from app.errors import InvalidWebhook
+from app.filters import Filter, stored_filter
 
 SECRET_PREFIX = "whsec_"
 SECRET_MIN_LENGTH = 8  # characters of a supplied secret
@@ -134,6 +135,7 @@ class Webhook:
     description: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     account_id: str = DEFAULT_ACCOUNT  # the owner (app.accounts); rows from before: default
+    filter: Filter | None = None  # on the event's data, besides the types (app.filters)
 
     def subscribes_to(self, event_type: str) -> bool:
         # webhook.test reaches a webhook only through its own test endpoint, never by wildcard.
@@ -156,6 +158,7 @@ def webhook_to_json(webhook: Webhook) -> bytes:
             "description": webhook.description,
             "metadata": webhook.metadata,
             "account_id": webhook.account_id,
+            "filter": webhook.filter.source if webhook.filter is not None else None,
         }
     )
 
@@ -173,4 +176,5 @@ def webhook_from_json(raw: bytes) -> Webhook:
         description=obj.get("description"),
         metadata=dict(obj.get("metadata") or {}),
         account_id=obj.get("account_id") or DEFAULT_ACCOUNT,
+        filter=stored_filter(obj.get("filter")),
     )

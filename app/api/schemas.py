@@ -68,6 +68,21 @@ Metadata = Annotated[
     ),
 ]
 
+PayloadFilter = Annotated[
+    dict[str, Any],
+    Field(
+        description="A condition on the event's `data`, besides `events`: keys are dotted "
+        "paths from `data` (`data.amount`) or `$and`/`$or`; values are JSON to equal or "
+        "operators `$eq`, `$ne`, `$in`, `$nin`, `$gt`, `$gte`, `$lt`, `$lte`, `$exists`. "
+        "Only matching events are delivered.",
+        examples=[{"data.amount": {"$gte": 100}, "data.currency": {"$in": ["EUR", "USD"]}}],
+    ),
+]
+
+
+def _filter_absent(value: object) -> bool:
+    return value is None
+
 
 class _Request(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
@@ -83,6 +98,7 @@ class WebhookCreate(_Request):
     active: bool = True
     description: Description | None = None
     metadata: Metadata = Field(default_factory=dict)
+    filter: PayloadFilter | None = None
 
 
 def _not_null(schema: dict[str, Any]) -> None:
@@ -107,6 +123,9 @@ class WebhookUpdate(_Request):
     active: bool | None = Field(default=None, json_schema_extra=_not_null)
     description: Description | None = None
     metadata: Metadata | None = Field(default=None, json_schema_extra=_not_null)
+    filter: PayloadFilter | None = Field(
+        default=None, description="Replaces the filter; `null` removes it."
+    )
     secret: Secret | None = Field(default=None, json_schema_extra=_not_null)
 
 
@@ -121,6 +140,7 @@ class WebhookPublic(BaseModel):
     updated_at: Timestamp
     description: str | None
     metadata: dict[str, str]
+    filter: dict[str, Any] | None = Field(None, exclude_if=_filter_absent)
 
     @classmethod
     def of(cls, webhook: Webhook) -> WebhookPublic:
@@ -139,6 +159,7 @@ class WebhookCreated(BaseModel):
     updated_at: Timestamp
     description: str | None
     metadata: dict[str, str]
+    filter: dict[str, Any] | None = Field(None, exclude_if=_filter_absent)
 
     @classmethod
     def of(cls, webhook: Webhook) -> WebhookCreated:
@@ -166,6 +187,7 @@ def _webhook_fields(webhook: Webhook) -> dict[str, object]:
         "updated_at": format_timestamp(webhook.updated_at),
         "description": webhook.description,
         "metadata": dict(webhook.metadata),
+        "filter": webhook.filter.source if webhook.filter is not None else None,
     }
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from app.api.schemas import WebhookCreate, WebhookUpdate
 from app.delivery.urls import validate_url
 from app.errors import InvalidWebhook
+from app.filters import Filter, compile_filter
 from app.settings import Settings
 from app.webhooks import Webhook, generate_secret, new_webhook_id, validate_events, validate_secret
 
@@ -24,6 +26,11 @@ def check_url(url: str, settings: Settings) -> str:
 
 def check_events(events: list[str], settings: Settings) -> tuple[str, ...]:
     return tuple(validate_events(events, settings.event_types))
+
+
+def check_filter(source: dict[str, Any] | None) -> Filter | None:
+    """The compiled filter; ``{}`` (matches everything) is stored as no filter."""
+    return compile_filter(source) if source else None
 
 
 def check_metadata(metadata: dict[str, str]) -> dict[str, str]:
@@ -53,6 +60,7 @@ def new_webhook(body: WebhookCreate, settings: Settings) -> Webhook:
         updated_at=now,
         description=body.description,
         metadata=check_metadata(body.metadata),
+        filter=check_filter(body.filter),
     )
 
 
@@ -75,6 +83,8 @@ def updated_webhook(webhook: Webhook, body: WebhookUpdate, settings: Settings) -
         changes["metadata"] = check_metadata(body.metadata)
     if body.secret is not None:
         changes["secret"] = validate_secret(body.secret)
+    if "filter" in present:
+        changes["filter"] = check_filter(body.filter)
     if not changes:
         return webhook
     return replace(webhook, **changes, updated_at=_now())  # type: ignore[arg-type]

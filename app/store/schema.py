@@ -14,6 +14,8 @@
                                                                         event_type filter it
     deliveries_by_event             event_id │ webhook_id               who got an event
     events                          id                                  payloads for redelivery
+    replays                         id                                  replay jobs and their
+                                                                        progress (app.replay)
 
 Status and event-type filters are storage-attached indexes (SAI, Cassandra 5.0) on the log
 table, not tables of their own: a filtered page is the same partition slice with an index
@@ -74,6 +76,7 @@ INDEXES: dict[str, str] = {
 }
 BY_EVENT = "deliveries_by_event"
 EVENTS = "events"
+REPLAYS = "replays"
 
 # The delivery state, as stored in every delivery table (the key columns vary).
 DELIVERY_STATE = """
@@ -175,8 +178,35 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
     BY_EVENT: {"account_id": "text"},
     EVENTS: {"account_id": "text"},
 }
+# A webhook's payload filter (app.filters), as JSON text; null for none.
+ADDED_COLUMNS[WEBHOOKS]["filter"] = "text"
 
-EXPIRING = (DELIVERIES, ATTEMPTS, BY_WEBHOOK, BY_EVENT, EVENTS)
+# Replay jobs (app.replay): the API writes the request, the replayer its status and counts,
+# each with UPDATEs of its own columns, so a cancel (cancel_requested) never races a
+# progress write. Expires with the retention, like the deliveries it made.
+TABLES[REPLAYS] = """
+        CREATE TABLE IF NOT EXISTS {ks}.replays (
+            id text PRIMARY KEY,
+            account_id text,
+            webhook_id text,
+            mode text,
+            since timestamp,
+            until timestamp,
+            status text,
+            cancel_requested boolean,
+            scanned bigint,
+            matched bigint,
+            enqueued bigint,
+            skipped bigint,
+            progress double,
+            earliest timestamp,
+            error text,
+            created_at timestamp,
+            updated_at timestamp,
+            finished_at timestamp
+        ) WITH default_time_to_live = {ttl}"""
+
+EXPIRING = (DELIVERIES, ATTEMPTS, BY_WEBHOOK, BY_EVENT, EVENTS, REPLAYS)
 
 
 def ttl_seconds(settings: Settings) -> int:

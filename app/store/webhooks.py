@@ -7,6 +7,7 @@ construction, at LOCAL_QUORUM.
 from __future__ import annotations
 
 from app.accounts import DEFAULT_ACCOUNT
+from app.filters import filter_from_json
 from app.settings import Settings
 from app.store.session import CassandraSession, Row, aexecute, all_pages, prepare
 from app.store.timeline import decode_id, encode_id, from_cql
@@ -15,6 +16,9 @@ from app.webhooks import Webhook
 _COLUMNS = (
     "id, url, events, secret, active, description, metadata, created_at, updated_at, account_id"
 )
+# The filter (app.filters) as JSON text, null for none.
+_COLUMNS += ", filter"
+_MARKS = ", ".join("?" for _ in _COLUMNS.split(","))
 
 
 class WebhookRepository:
@@ -27,9 +31,7 @@ class WebhookRepository:
     def __init__(self, session: CassandraSession, settings: Settings) -> None:
         self._session = session
         table = f"{settings.cassandra.keyspace}.webhooks"
-        self._upsert = prepare(
-            session, f"INSERT INTO {table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
+        self._upsert = prepare(session, f"INSERT INTO {table} ({_COLUMNS}) VALUES ({_MARKS})")
         self._select = prepare(session, f"SELECT {_COLUMNS} FROM {table} WHERE id = ?")
         self._delete = prepare(session, f"DELETE FROM {table} WHERE id = ?")
         self._scan = prepare(session, f"SELECT {_COLUMNS} FROM {table}")
@@ -100,6 +102,7 @@ class WebhookRepository:
                 webhook.created_at,
                 webhook.updated_at,
                 webhook.account_id,
+                webhook.filter.to_json() if webhook.filter is not None else None,
             ),
         )
 
@@ -119,4 +122,5 @@ def _webhook(row: Row) -> Webhook:
         description=row["description"],
         metadata=dict(row["metadata"] or {}),
         account_id=row["account_id"] or DEFAULT_ACCOUNT,
+        filter=filter_from_json(row["filter"]),
     )

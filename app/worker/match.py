@@ -44,6 +44,8 @@ async def match_event(ctx: WorkerContext, where: Received) -> int:
         return 0
 
     webhooks = ctx.index.match(event.type)
+    # The payload filters (app.filters, compiled once per webhook; they never raise).
+    webhooks = tuple(w for w in webhooks if w.filter is None or w.filter.matches(event.data))
     if not webhooks:
         _EVENTS["unmatched"].inc()
         return 0
