@@ -289,6 +289,30 @@ class RecorderSettings(_Group):
     )
 
 
+class LifecycleSettings(_Group):
+    """A webhook's life: secret rotation, endpoint health and auto-disable."""
+
+    secret_grace: Duration = Field(
+        timedelta(hours=24),
+        description="How long a rotated-out secret keeps signing beside the new one.",
+    )
+    max_previous_secrets: int = Field(
+        3, ge=0, le=10, description="Rotated-out secrets kept signing at most (the newest)."
+    )
+    disable_after: Duration = Field(
+        timedelta(days=5),
+        description="Disable a webhook whose attempts have all failed for this long (0: never).",
+    )
+    disable_on_gone: bool = Field(
+        True, description="Disable a webhook at once when its endpoint answers 410 Gone."
+    )
+    health_window: Duration = Field(
+        timedelta(hours=1),
+        gt=timedelta(0),
+        description="A webhook's success rate counts attempts of this window and the one before.",
+    )
+
+
 class StackSettings(_Group):
     """The local stack of real servers (``hookstream stack up``): ports and where files live."""
 
@@ -346,6 +370,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)  # type: ignore[arg-type]
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)  # type: ignore[arg-type]
     recorder: RecorderSettings = Field(default_factory=RecorderSettings)  # type: ignore[arg-type]
+    lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)  # type: ignore[arg-type]
     stack: StackSettings = Field(default_factory=StackSettings)  # type: ignore[arg-type]
     log: LogSettings = Field(default_factory=LogSettings)  # type: ignore[arg-type]
 

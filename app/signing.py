@@ -4,7 +4,16 @@
   secret *string* (UTF-8), no prefix — what the public docs' Flask and Node.js examples verify.
 - Standard Webhooks: ``webhook-id`` (the event id, the same on every attempt),
   ``webhook-timestamp`` (this attempt, Unix seconds) and ``webhook-signature: v1,<base64>`` of
-  HMAC-SHA256 over ``{id}.{timestamp}.{body}`` keyed with the decoded secret bytes.
+  HMAC-SHA256 over ``{id}.{timestamp}.{body}`` keyed with ``app.webhooks.secret_key``.
+
+During a rotation's grace period (``app.webhooks.rotated``) ``webhook-signature`` carries one
+``v1,`` entry per live secret, current first, space-separated (the spec lets a verifier accept
+any of them), and ``X-Webhook-Signature-Previous`` the seed-style hex signature of each previous
+secret, space-separated: a receiver still holding the old secret checks that header until it
+switches. ``X-Webhook-Signature`` is always the current secret's.
+
+Keys are prepared once per webhook version (``KeyCache``): an HMAC object keyed and ready, which
+each attempt copies, so an attempt pays only for hashing its body.
 """
 
 from __future__ import annotations
@@ -12,13 +21,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from app import __version__
-from app.webhooks import secret_key
+from app.webhooks import Webhook, secret_key
 
 USER_AGENT = f"Hookstream/{__version__}"
+PREVIOUS_SIGNATURE_HEADER = "X-Webhook-Signature-Previous"
 # Header names whose values are signatures; never logged, never stored.
-SIGNATURE_HEADERS = frozenset({"x-webhook-signature", "webhook-signature"})
+SIGNATURE_HEADERS = frozenset(
+    {"x-webhook-signature", "webhook-signature", PREVIOUS_SIGNATURE_HEADER.lower()}
+)
 
 
 def seed_signature(secret: str, body: bytes) -> str:
@@ -30,28 +44,99 @@ def standard_signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> 
     return "v1," + base64.b64encode(mac).decode()
 
 
+@dataclass(frozen=True, slots=True)
+class SigningKeys:
+    """A webhook's live secrets as keyed HMAC objects (current first), valid until
+    ``valid_until`` (Unix seconds: the next expiry of a previous secret; None: no expiry)."""
+
+    seed: tuple[hmac.HMAC, ...]  # keyed with each secret string
+    standard: tuple[hmac.HMAC, ...]  # keyed with each secret_key
+    valid_until: float | None
+
+    @classmethod
+    def of(cls, webhook: Webhook, now: float) -> SigningKeys:
+        live = webhook.live_previous_secrets(datetime.fromtimestamp(now, UTC))
+        secrets = (webhook.secret, *(p.secret for p in live))
+        return cls(
+            seed=tuple(hmac.new(s.encode(), digestmod=hashlib.sha256) for s in secrets),
+            standard=tuple(hmac.new(secret_key(s), digestmod=hashlib.sha256) for s in secrets),
+            valid_until=min((p.expires_at.timestamp() for p in live), default=None),
+        )
+
+    @classmethod
+    def of_secret(cls, secret: str) -> SigningKeys:
+        return cls(
+            (hmac.new(secret.encode(), digestmod=hashlib.sha256),),
+            (hmac.new(secret_key(secret), digestmod=hashlib.sha256),),
+            None,
+        )
+
+
+class KeyCache:
+    """Signing keys per webhook, rebuilt only when the webhook changes (the index holds a new
+    object) or a previous secret's grace ends. Owned by one event loop; not thread-safe."""
+
+    MAX_ENTRIES = 100_000  # beyond this (deleted webhooks linger) it starts afresh
+
+    def __init__(self) -> None:
+        self._keys: dict[str, tuple[Webhook, SigningKeys]] = {}
+
+    def get(self, webhook: Webhook, now: float) -> SigningKeys:
+        cached = self._keys.get(webhook.id)
+        if cached is not None and cached[0] is webhook:
+            keys = cached[1]
+            if keys.valid_until is None or now < keys.valid_until:
+                return keys
+        keys = SigningKeys.of(webhook, now)
+        if len(self._keys) >= self.MAX_ENTRIES:
+            self._keys.clear()
+        self._keys[webhook.id] = (webhook, keys)
+        return keys
+
+
+def _hex(key: hmac.HMAC, body: bytes) -> str:
+    mac = key.copy()
+    mac.update(body)
+    return mac.hexdigest()
+
+
+def _v1(key: hmac.HMAC, signed: bytes) -> str:
+    mac = key.copy()
+    mac.update(signed)
+    return "v1," + base64.b64encode(mac.digest()).decode()
+
+
 def attempt_headers(
     *,
-    secret: str,
     body: bytes,
     event_id: str,
     event_type: str,
     delivery_id: str,
     attempt: int,
     timestamp: int,
+    secret: str | None = None,
+    keys: SigningKeys | None = None,
 ) -> dict[str, str]:
-    """Every header of one attempt. ``timestamp`` is taken per attempt (Unix seconds)."""
-    return {
+    """Every header of one attempt. ``timestamp`` is taken per attempt (Unix seconds).
+    Signed with ``keys`` (a webhook's, from ``KeyCache``) or else the one ``secret``."""
+    if keys is None:
+        assert secret is not None, "attempt_headers needs keys or a secret"
+        keys = SigningKeys.of_secret(secret)
+    signed = f"{event_id}.{timestamp}.".encode() + body
+    headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
-        "X-Webhook-Signature": seed_signature(secret, body),
+        "X-Webhook-Signature": _hex(keys.seed[0], body),
         "X-Webhook-Id": delivery_id,
         "X-Webhook-Event": event_type,
         "X-Webhook-Attempt": str(attempt),
         "webhook-id": event_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": standard_signature(secret_key(secret), event_id, timestamp, body),
+        "webhook-signature": " ".join(_v1(key, signed) for key in keys.standard),
     }
+    if len(keys.seed) > 1:
+        headers[PREVIOUS_SIGNATURE_HEADER] = " ".join(_hex(k, body) for k in keys.seed[1:])
+    return headers
 
 
 def loggable_headers(headers: dict[str, str]) -> dict[str, str]:

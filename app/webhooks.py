@@ -22,8 +22,8 @@ import base64
 import binascii
 import re
 import secrets
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 import orjson
 
@@ -124,18 +124,36 @@ def pattern_matches(pattern: str, event_type: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class PreviousSecret:
+    """A secret replaced by a rotation: it keeps signing beside the current one until
+    ``expires_at`` (the grace period), so receivers can switch without a failed delivery."""
+
+    secret: str = field(repr=False)
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Webhook:
     id: str
     url: str
     events: tuple[str, ...]
-    secret: str
+    secret: str = field(repr=False)
     active: bool
     created_at: datetime
     updated_at: datetime
     description: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     account_id: str = DEFAULT_ACCOUNT  # the owner (app.accounts); rows from before: default
+    # Newest first; expired ones are dropped at the next rotation (signers skip them anyway).
+    previous_secrets: tuple[PreviousSecret, ...] = ()
+    # Why Hookstream disabled it (auto-disable), None when active or paused by the API.
+    disabled_reason: str | None = None
+    disabled_at: datetime | None = None
     filter: Filter | None = None  # on the event's data, besides the types (app.filters)
+
+    def live_previous_secrets(self, now: datetime) -> tuple[PreviousSecret, ...]:
+        """The previous secrets still within their grace period at ``now``."""
+        return tuple(p for p in self.previous_secrets if p.expires_at > now)
 
     def subscribes_to(self, event_type: str) -> bool:
         # webhook.test reaches a webhook only through its own test endpoint, never by wildcard.
@@ -158,6 +176,11 @@ def webhook_to_json(webhook: Webhook) -> bytes:
             "description": webhook.description,
             "metadata": webhook.metadata,
             "account_id": webhook.account_id,
+            "previous_secrets": [
+                {"secret": p.secret, "expires_at": p.expires_at} for p in webhook.previous_secrets
+            ],
+            "disabled_reason": webhook.disabled_reason,
+            "disabled_at": webhook.disabled_at,
             "filter": webhook.filter.source if webhook.filter is not None else None,
         }
     )
@@ -176,5 +199,32 @@ def webhook_from_json(raw: bytes) -> Webhook:
         description=obj.get("description"),
         metadata=dict(obj.get("metadata") or {}),
         account_id=obj.get("account_id") or DEFAULT_ACCOUNT,
+        previous_secrets=tuple(
+            PreviousSecret(p["secret"], datetime.fromisoformat(p["expires_at"]))
+            for p in obj.get("previous_secrets") or ()
+        ),
+        disabled_reason=obj.get("disabled_reason"),
+        disabled_at=(
+            datetime.fromisoformat(obj["disabled_at"]) if obj.get("disabled_at") else None
+        ),
         filter=stored_filter(obj.get("filter")),
+    )
+
+
+def rotated(
+    webhook: Webhook, new_secret: str, now: datetime, grace: timedelta, keep: int
+) -> Webhook:
+    """``webhook`` with ``new_secret`` current and the old one signing beside it until
+    ``now + grace``; at most ``keep`` previous secrets stay (the newest), expired ones go.
+    A zero grace or ``keep`` of 0 replaces the secret outright."""
+    previous: list[PreviousSecret] = []
+    if grace > timedelta(0) and keep > 0 and webhook.secret != new_secret:
+        previous.append(PreviousSecret(webhook.secret, now + grace))
+    previous += [
+        p
+        for p in webhook.live_previous_secrets(now)
+        if p.secret not in (new_secret, webhook.secret)
+    ]
+    return replace(
+        webhook, secret=new_secret, previous_secrets=tuple(previous[:keep]), updated_at=now
     )

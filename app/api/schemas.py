@@ -170,6 +170,21 @@ class WebhookSecret(BaseModel):
     secret: str = Field(examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
 
 
+class SecretRotate(_Request):
+    secret: Secret | None = Field(
+        default=None, description="The new secret; generated (`whsec_…`) when omitted."
+    )
+
+
+class SecretRotated(BaseModel):
+    secret: str = Field(description="The new current secret.")
+    previous_secrets_expire_at: list[Timestamp] = Field(
+        description="When each older secret stops signing (newest first); until then "
+        "`webhook-signature` carries one `v1,` entry per secret and "
+        "`X-Webhook-Signature-Previous` the older secrets' hex signatures."
+    )
+
+
 class WebhookList(BaseModel):
     webhooks: list[WebhookPublic]
     next_cursor: str | None = Field(

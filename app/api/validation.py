@@ -40,7 +40,7 @@ def check_metadata(metadata: dict[str, str]) -> dict[str, str]:
     return dict(metadata)
 
 
-def _now() -> datetime:
+def stamp() -> datetime:
     # Millisecond precision, as Cassandra keeps it: the copy published to Kafka and the one
     # the workers reload from Cassandra are then equal.
     now = datetime.now(UTC)
@@ -49,7 +49,7 @@ def _now() -> datetime:
 
 def new_webhook(body: WebhookCreate, settings: Settings) -> Webhook:
     """A webhook from a create request; a secret is generated when none is given."""
-    now = _now()
+    now = stamp()
     return Webhook(
         id=new_webhook_id(),
         url=check_url(body.url, settings),
@@ -87,4 +87,4 @@ def updated_webhook(webhook: Webhook, body: WebhookUpdate, settings: Settings) -
         changes["filter"] = check_filter(body.filter)
     if not changes:
         return webhook
-    return replace(webhook, **changes, updated_at=_now())  # type: ignore[arg-type]
+    return replace(webhook, **changes, updated_at=stamp())  # type: ignore[arg-type]

@@ -171,7 +171,13 @@ TABLES: dict[str, str] = {
 # Columns added after their table first shipped: {table: {column: CQL type}}. Every table
 # carrying a delivery's state gains its account (the delivery log is scoped by it).
 ADDED_COLUMNS: dict[str, dict[str, str]] = {
-    WEBHOOKS: {"account_id": "text"},
+    WEBHOOKS: {
+        "account_id": "text",
+        # Rotation: secrets still signing beside the current one, (secret, expires_at).
+        "previous_secrets": "list<frozen<tuple<text, timestamp>>>",
+        "disabled_reason": "text",  # auto-disable (app.recorder.health)
+        "disabled_at": "timestamp",
+    },
     API_KEYS: {"account_id": "text", "id": "text"},
     DELIVERIES: {"account_id": "text"},
     BY_WEBHOOK: {"account_id": "text"},

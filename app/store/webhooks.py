@@ -11,10 +11,11 @@ from app.filters import filter_from_json
 from app.settings import Settings
 from app.store.session import CassandraSession, Row, aexecute, all_pages, prepare
 from app.store.timeline import decode_id, encode_id, from_cql
-from app.webhooks import Webhook
+from app.webhooks import PreviousSecret, Webhook
 
 _COLUMNS = (
-    "id, url, events, secret, active, description, metadata, created_at, updated_at, account_id"
+    "id, url, events, secret, active, description, metadata, created_at, updated_at, account_id,"
+    " previous_secrets, disabled_reason, disabled_at"
 )
 # The filter (app.filters) as JSON text, null for none.
 _COLUMNS += ", filter"
@@ -102,6 +103,9 @@ class WebhookRepository:
                 webhook.created_at,
                 webhook.updated_at,
                 webhook.account_id,
+                [(p.secret, p.expires_at) for p in webhook.previous_secrets],
+                webhook.disabled_reason,
+                webhook.disabled_at,
                 webhook.filter.to_json() if webhook.filter is not None else None,
             ),
         )
@@ -122,5 +126,12 @@ def _webhook(row: Row) -> Webhook:
         description=row["description"],
         metadata=dict(row["metadata"] or {}),
         account_id=row["account_id"] or DEFAULT_ACCOUNT,
+        previous_secrets=tuple(
+            PreviousSecret(secret, expires)
+            for secret, at in row["previous_secrets"] or ()
+            if (expires := from_cql(at)) is not None
+        ),
+        disabled_reason=row["disabled_reason"],
+        disabled_at=from_cql(row["disabled_at"]),
         filter=filter_from_json(row["filter"]),
     )

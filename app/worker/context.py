@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from app.kafka import AsyncProducer
 from app.matching import WebhookIndex
 from app.settings import Settings
+from app.signing import KeyCache
 from app.topics import Topics
 from app.worker.handoff import Health
 from app.worker.recent import RecentEvents
@@ -56,3 +57,5 @@ class WorkerContext:
     # an attempt message (an event re-matched after a crash) is not sent a second time.
     attempted: RecentEvents
     attempting: set[str]
+    # Each webhook's signing keys, prepared once per webhook version (not per attempt).
+    keys: KeyCache = field(default_factory=KeyCache)

@@ -103,7 +103,7 @@ async def _deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
 
     started = datetime.now(UTC)
     headers = attempt_headers(
-        secret=webhook.secret,
+        keys=ctx.keys.get(webhook, started.timestamp()),
         body=message.body,
         event_id=message.event_id,
         event_type=message.event_type,

@@ -21,6 +21,8 @@ from app.api.publish import (
     publish_webhook,
 )
 from app.api.schemas import (
+    SecretRotate,
+    SecretRotated,
     TestAccepted,
     WebhookCreate,
     WebhookCreated,
@@ -29,11 +31,11 @@ from app.api.schemas import (
     WebhookSecret,
     WebhookUpdate,
 )
-from app.api.validation import new_webhook, updated_webhook
+from app.api.validation import new_webhook, stamp, updated_webhook
 from app.deliveries import AttemptMessage, DeliveryStatus, Origin, delivery_id
 from app.events import build_event, format_timestamp
 from app.store.records import DeliveryRecord, EventRecord
-from app.webhooks import TEST_EVENT_TYPE
+from app.webhooks import TEST_EVENT_TYPE, generate_secret, rotated, validate_secret
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,40 @@ async def get_webhook(webhook: WebhookDep) -> WebhookPublic:
 )
 async def get_webhook_secret(webhook: WebhookDep) -> WebhookSecret:
     return WebhookSecret(secret=webhook.secret)
+
+
+@router.post(
+    "/{id}/secret/rotate",
+    response_model=SecretRotated,
+    responses=error_responses(401, 404, 413, 422, 503),
+    summary="Rotate a webhook's signing secret",
+    description="Makes a new secret (the one given, or a generated `whsec_…`) current; the "
+    "previous one keeps signing beside it for the grace period "
+    "(`HOOKSTREAM_LIFECYCLE__SECRET_GRACE`, 24 h by default), so receivers can switch without "
+    "a failed delivery. Workers sign with the new secret within a second.",
+)
+async def rotate_webhook_secret(
+    *,
+    webhook: WebhookDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    producer: ProducerDep,
+    topics: TopicsDep,
+    body: SecretRotate | None = None,
+) -> SecretRotated:
+    supplied = body.secret if body is not None else None
+    new_secret = validate_secret(supplied) if supplied is not None else generate_secret()
+    cfg = settings.lifecycle
+    updated = rotated(webhook, new_secret, stamp(), cfg.secret_grace, cfg.max_previous_secrets)
+    await store.webhooks.update(updated)
+    await publish_webhook(producer, topics, updated)
+    log.info("webhook secret rotated", extra={"webhook_id": webhook.id})
+    return SecretRotated(
+        secret=updated.secret,
+        previous_secrets_expire_at=[
+            format_timestamp(p.expires_at) for p in updated.previous_secrets
+        ],
+    )
 
 
 @router.patch(
