@@ -25,6 +25,16 @@ def check_connectivity(settings: Settings, *, cassandra: bool = True) -> None:
     found = metadata(settings, timeout=KAFKA_CHECK_TIMEOUT)
     log.info("kafka: %d broker(s) over %s", len(found.brokers), settings.kafka.security_protocol)
     if cassandra:
-        session = connect(settings)
+        # The driver logs each failed attempt with its traceback; the error raised here says it
+        # once, in words. Its loggers are quiet only for this one check.
+        quiet = [logging.getLogger(name) for name in ("cassandra.cluster", "cassandra.connection")]
+        levels = [logger.level for logger in quiet]
+        for logger in quiet:
+            logger.setLevel(logging.CRITICAL)
+        try:
+            session = connect(settings)
+        finally:
+            for logger, level in zip(quiet, levels, strict=True):
+                logger.setLevel(level)
         session.cluster.shutdown()
         log.info("cassandra: connected%s", " over TLS" if settings.cassandra.ssl else "")

@@ -324,16 +324,23 @@ async def create_webhook(store: Any, url: str, events: tuple[str, ...] = ("user.
 
 
 def produce_events(
-    settings: Settings, events: list[dict[str, Any]], key: bytes | None = None
+    settings: Settings,
+    events: list[dict[str, Any]],
+    key: bytes | None = None,
+    account: str | None = None,
 ) -> None:
+    """Produce ``events`` (as JSON) to the events topic, for ``account`` when given (the
+    ``hookstream-account`` header)."""
     import orjson
     from confluent_kafka import Producer
 
-    producer = Producer(
-        {"bootstrap.servers": settings.kafka.bootstrap_servers, "acks": "all", "linger.ms": 5}
-    )
+    from app.accounts import ACCOUNT_HEADER
+    from app.kafka import client_config
+
+    headers = [(ACCOUNT_HEADER, account.encode())] if account is not None else None
+    producer = Producer({**client_config(settings), "acks": "all", "linger.ms": 5})
     for event in events:
-        producer.produce(settings.kafka.events_topic, orjson.dumps(event), key=key)
+        producer.produce(settings.kafka.events_topic, orjson.dumps(event), key=key, headers=headers)
         producer.poll(0)
     assert producer.flush(30) == 0
 
@@ -374,9 +381,11 @@ def read_topic(settings: Settings, topic: str, timeout: float = 10.0) -> list[An
     """Every message currently on ``topic`` (a group-less read from the beginning)."""
     from confluent_kafka import Consumer, TopicPartition
 
+    from app.kafka import client_config
+
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            **client_config(settings),
             "group.id": "reader-" + str(time.monotonic_ns()),
             "enable.auto.commit": False,
         }

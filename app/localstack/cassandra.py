@@ -8,6 +8,7 @@ from typing import Any
 
 from app.errors import StackError
 from app.localstack.layout import Layout, render
+from app.localstack.secure import CASSANDRA_SUPERUSER, USER, SecureProfile, override_yaml
 
 READY_TIMEOUT = 240.0
 # SIGTERM runs Cassandra's drain hook, which flushes memtables; give it time before SIGKILL.
@@ -90,8 +91,14 @@ class CassandraServer:
     ready_timeout = READY_TIMEOUT
     stop_grace = STOP_GRACE
 
-    def __init__(self, layout: Layout, heap: str) -> None:
+    def __init__(
+        self, layout: Layout, heap: str, secure: SecureProfile | None = None, client: Any = None
+    ) -> None:
+        """``secure``: password login and mandatory client TLS; ``client``: the settings the
+        readiness probe connects with (``app.store.session.security_options``)."""
         self.dir = layout.run_dir / "cassandra"
+        self.secure = secure
+        self._client = client
         self.data_dir = self.dir / "data"
         self.port = layout.cassandra_port
         self.storage_port = layout.storage_port
@@ -114,16 +121,20 @@ class CassandraServer:
         (self.dir / "logs").mkdir(exist_ok=True)
         (self.dir / "tmp").mkdir(exist_ok=True)
         (self._conf / "cassandra.yaml").write_text(self.config())
+        (self._conf / "cassandra.yaml").chmod(0o600)  # the secure profile's keystore password
         (self._conf / "logback.xml").write_text(render("logback.xml"))
 
     def config(self) -> str:
         """The cassandra.yaml this node is started with (a running node keeps the one it read)."""
-        return render(
+        config = render(
             "cassandra.yaml",
             storage_port=self.storage_port,
             native_port=self.port,
             data_dir=self.data_dir,
         )
+        if self.secure is not None:
+            config = override_yaml(config, self.secure.cassandra_yaml())
+        return config
 
     def command(self, java: str, lib: Path) -> list[str]:
         jamm = sorted(lib.glob("jamm-*.jar"))
@@ -145,7 +156,33 @@ class CassandraServer:
         ]  # fmt: skip
 
     def probe(self, timeout: float) -> str:
-        """The node's release version; raises when it does not answer CQL within ``timeout``."""
+        """The node's release version; raises when it does not answer CQL within ``timeout``.
+
+        Secure profile: logs in as ``hookstream`` over TLS; while that role does not exist yet,
+        the default superuser creates it (idempotent)."""
+        from cassandra.auth import PlainTextAuthProvider
+        from cassandra.cluster import NoHostAvailable
+
+        if self.secure is None or self._client is None:
+            return self._query(timeout, {})
+        from app.store.session import security_options
+
+        options = security_options(self._client)
+        try:
+            return self._query(timeout, options)
+        except NoHostAvailable as exc:
+            if "authentication" not in str(exc).lower():
+                raise
+        password = self.secure.password("cassandra")
+        self._query(
+            timeout,
+            {**options, "auth_provider": PlainTextAuthProvider(*CASSANDRA_SUPERUSER)},
+            f"CREATE ROLE IF NOT EXISTS {USER} "
+            f"WITH PASSWORD = '{password}' AND LOGIN = true AND SUPERUSER = true",
+        )
+        return self._query(timeout, options)
+
+    def _query(self, timeout: float, options: dict[str, Any], statement: str = "") -> str:
         from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
         from cassandra.policies import DCAwareRoundRobinPolicy
 
@@ -153,7 +190,7 @@ class CassandraServer:
             load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=LOCAL_DC),
             request_timeout=timeout,
         )
-        options: dict[str, Any] = {}
+        options = dict(options)
         if (reactor := connection_class()) is not None:
             options["connection_class"] = reactor
         cluster = Cluster(
@@ -166,7 +203,10 @@ class CassandraServer:
             **options,
         )
         try:
-            row = cluster.connect().execute("SELECT release_version FROM system.local").one()
+            session = cluster.connect()
+            if statement:
+                session.execute(statement)
+            row = session.execute("SELECT release_version FROM system.local").one()
         finally:
             cluster.shutdown()
         return f"Cassandra {row.release_version}"

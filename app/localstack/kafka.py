@@ -10,10 +10,12 @@ import base64
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 from app.errors import StackError
 from app.localstack.java import server_env
 from app.localstack.layout import Layout, render
+from app.localstack.secure import SecureProfile, override_properties
 
 READY_TOPIC = "__hookstream_ready"
 READY_TIMEOUT = 120.0
@@ -49,8 +51,18 @@ class KafkaServer:
     ready_timeout = READY_TIMEOUT
     stop_grace = STOP_GRACE
 
-    def __init__(self, layout: Layout, heap: str) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        heap: str,
+        secure: SecureProfile | None = None,
+        client: dict[str, Any] | None = None,
+    ) -> None:
+        """``secure``: a SASL_SSL listener instead of PLAINTEXT; ``client``: the
+        confluent-kafka config the readiness probe connects with (``app.kafka.client_config``)."""
         self.dir = layout.run_dir / "kafka"
+        self.secure = secure
+        self._client = client or {"bootstrap.servers": f"127.0.0.1:{layout.kafka_port}"}
         self.data_dir = self.dir / "data"
         self.port = layout.kafka_port
         self.controller_port = layout.controller_port
@@ -95,14 +107,18 @@ class KafkaServer:
     def prepare(self, java: str, lib: Path, log_file: Path) -> None:
         """Write the config and format the storage once; refuse data of another cluster."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._config.write_text(
-            render(
-                "server.properties",
-                kafka_port=self.port,
-                controller_port=self.controller_port,
-                data_dir=self.data_dir,
-            )
+        config = render(
+            "server.properties",
+            kafka_port=self.port,
+            controller_port=self.controller_port,
+            data_dir=self.data_dir,
         )
+        if self.secure is not None:
+            config = override_properties(
+                config, self.secure.kafka_properties(self.port, self.controller_port)
+            )
+        self._config.write_text(config)
+        self._config.chmod(0o600)  # it holds the broker's SCRAM and keystore passwords
         self._log4j.write_text(render("log4j2.properties"))
         self.check_data()
         if (self.data_dir / "meta.properties").is_file():
@@ -116,6 +132,7 @@ class KafkaServer:
                     java, "-Xmx256m", *self._jvm_flags(), "-cp", f"{lib}/*",
                     "kafka.tools.StorageTool", "format", "--config", str(self._config),
                     f"--cluster-id={cluster_id}", "--ignore-formatted",
+                    *(self.secure.kafka_format_args() if self.secure else []),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -151,7 +168,7 @@ class KafkaServer:
 
         admin = AdminClient(
             {
-                "bootstrap.servers": f"127.0.0.1:{self.port}",
+                **self._client,
                 "socket.timeout.ms": int(timeout * 1000),
                 # librdkafka logs every refused connection to stderr; the caller reports instead.
                 "log_level": 0,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from app.errors import StackError
+from app.kafka import client_config
 from app.localstack import jars
 from app.localstack.cassandra import CassandraServer
 from app.localstack.filelock import file_lock
@@ -24,6 +25,7 @@ from app.localstack.kafka import KafkaServer
 from app.localstack.layout import Layout
 from app.localstack.ports import poll_interval, port_busy, port_open
 from app.localstack.process import Daemon
+from app.localstack.secure import SecureProfile
 from app.settings import Settings
 
 Progress = Callable[[str], None]
@@ -94,11 +96,28 @@ class LocalStack:
     from the ports, so the same settings always find the same data again.
     """
 
-    def __init__(self, settings: Settings, *, name: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, name: str | None = None, secure: bool = False
+    ) -> None:
+        """``secure``: the secure test profile (``app.localstack.secure``): SASL_SSL Kafka and
+        password + TLS Cassandra, in its own run directory (``secure-k…``); ``settings`` then
+        becomes the client settings that connect to it."""
+        layout = Layout.from_settings(settings, name)
+        profile = None
+        if secure:
+            if name is None:
+                layout = Layout.from_settings(settings, f"secure-{layout.run_dir.name}")
+            profile = SecureProfile(layout.run_dir)
+            settings = profile.client_settings(settings)
         self.settings = settings
-        self.layout = Layout.from_settings(settings, name)
-        self.kafka = KafkaServer(self.layout, settings.stack.kafka_heap)
-        self.cassandra = CassandraServer(self.layout, settings.stack.cassandra_heap)
+        self.layout = layout
+        self.secure = profile
+        self.kafka = KafkaServer(
+            layout, settings.stack.kafka_heap, profile, client_config(settings) if secure else None
+        )
+        self.cassandra = CassandraServer(
+            layout, settings.stack.cassandra_heap, profile, settings if secure else None
+        )
         self._servers: tuple[Server, ...] = (self.cassandra, self.kafka)
         self._daemons = {s.name: Daemon(s.name, s.dir) for s in self._servers}
 

@@ -31,6 +31,7 @@ def ensure_stack(
     *,
     keep: bool | None = None,
     progress: Callable[[str], None] | None = None,
+    secure: bool = False,
 ) -> LocalStack:
     """A ready stack on the ports of ``settings``.
 
@@ -40,9 +41,10 @@ def ensure_stack(
     ``request.addfinalizer``; ``atexit`` when None), unless ``keep`` (default: the
     ``HOOKSTREAM_TEST_KEEP_STACK`` environment variable) says to leave it running.
     Raises ``StackError`` when the stack cannot start (busy port, wrong Java, server log tail).
+    ``secure``: the secure test profile (its ``settings`` are then the client settings).
     """
     say = progress or log.info
-    stack = LocalStack(settings)
+    stack = LocalStack(settings, secure=secure)
     if stack.is_ready():
         say(f"reusing the ready local stack on {settings.kafka.bootstrap_servers}")
         return stack
