@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 import orjson
 
@@ -24,7 +25,6 @@ from app.errors import InvalidEvent
 
 DEFAULT_ACCOUNT = "default"
 ACCOUNT_HEADER = "hookstream-account"
-DEFAULT_MAX_WEBHOOKS = 100  # per account, Svix's default
 
 # Generated ids are acct_ + hex; an operator may also pick a readable id ("acme"). Never a
 # "." or "/": an account id prefixes event keys in the store (``event_key``).
@@ -45,7 +45,7 @@ class Account:
     name: str
     active: bool
     created_at: datetime
-    max_webhooks: int = DEFAULT_MAX_WEBHOOKS
+    max_webhooks: int | None = None  # None: the setting api.max_webhooks
     disabled_reason: str | None = None
 
 
@@ -99,6 +99,57 @@ def account_from_json(raw: bytes) -> Account:
         name=obj["name"],
         active=bool(obj["active"]),
         created_at=datetime.fromisoformat(obj["created_at"]),
-        max_webhooks=int(obj.get("max_webhooks") or DEFAULT_MAX_WEBHOOKS),
+        max_webhooks=obj.get("max_webhooks"),
         disabled_reason=obj.get("disabled_reason"),
     )
+
+
+class Standing(StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    UNKNOWN = "unknown"
+
+
+class AccountDirectory:
+    """The accounts one process knows (a worker's, fed like its webhook index). Pure.
+
+    The default account is always active, known or not: a single-team install never
+    creates it.
+    """
+
+    def __init__(self, accounts: Iterable[Account] = ()) -> None:
+        self._by_id = {account.id: account for account in accounts}
+        self._missing: dict[str, float] = {}  # id -> when the store last said "no such"
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, account_id: str) -> Account | None:
+        return self._by_id.get(account_id)
+
+    def put(self, account: Account) -> None:
+        self._by_id[account.id] = account
+        self._missing.pop(account.id, None)
+
+    def note_missing(self, account_id: str, now: float) -> None:
+        """Remember that the source of truth has no such account (see ``checked_lately``)."""
+        if len(self._missing) > 10_000:  # a flood of made-up ids must not grow this forever
+            self._missing.clear()
+        self._missing[account_id] = now
+
+    def checked_lately(self, account_id: str, now: float, within: float) -> bool:
+        """Whether the store said "no such account" less than ``within`` seconds ago: events
+        naming an unknown account then go to the dead topic without asking it again."""
+        at = self._missing.get(account_id)
+        return at is not None and now - at < within
+
+    def replace_all(self, accounts: Iterable[Account]) -> None:
+        self._by_id = {account.id: account for account in accounts}
+
+    def standing(self, account_id: str) -> Standing:
+        if account_id == DEFAULT_ACCOUNT:
+            return Standing.ACTIVE
+        account = self._by_id.get(account_id)
+        if account is None:
+            return Standing.UNKNOWN
+        return Standing.ACTIVE if account.active else Standing.DISABLED

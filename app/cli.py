@@ -1,4 +1,4 @@
-"""``hookstream``: the roles (api, worker, scheduler, recorder, migrate, up) and their tools.
+"""``hookstream``: the roles (api, worker, scheduler, recorder, replayer, migrate, up) and their tools.
 
 All wiring happens here: settings are built once per command and passed down. Exit codes:
 0 success, 1 a failed operation (message on stderr), 2 bad usage or settings.
@@ -26,10 +26,12 @@ stack_cli = typer.Typer(help="The local stack of real Kafka and Cassandra.", no_
 webhooks_cli = typer.Typer(help="Manage webhooks through the API.", no_args_is_help=True)
 deliveries_cli = typer.Typer(help="Read delivery logs through the API.", no_args_is_help=True)
 apikey_cli = typer.Typer(help="API keys.", no_args_is_help=True)
+accounts_cli = typer.Typer(help="Accounts, through the admin API.", no_args_is_help=True)
 cli.add_typer(stack_cli, name="stack")
 cli.add_typer(webhooks_cli, name="webhooks")
 cli.add_typer(deliveries_cli, name="deliveries")
 cli.add_typer(apikey_cli, name="apikey")
+cli.add_typer(accounts_cli, name="accounts")
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -103,6 +105,18 @@ def recorder() -> None:
     """⑤ Write the records topic (delivery states, attempts, events) to Cassandra in batches."""
     from app.connectivity import check_connectivity
     from app.recorder import main
+
+    settings = _settings()
+    check_connectivity(settings)
+    main(settings)
+
+
+
+@cli.command()
+def replayer() -> None:
+    """Run replay jobs: re-read the events topic for one webhook at a bounded rate."""
+    from app.connectivity import check_connectivity
+    from app.replay.role import main
 
     settings = _settings()
     check_connectivity(settings)
@@ -183,8 +197,13 @@ def produce(
     file: Annotated[
         Path | None, typer.Option(help="A JSON file with one event or a list; - for stdin.")
     ] = None,
+    account: Annotated[
+        str | None,
+        typer.Option(help="The account the events belong to (the hookstream-account header)."),
+    ] = None,
 ) -> None:
     """Validate events and produce them to the events topic (idempotent, acks=all)."""
+    from app.accounts import is_account_id
     from app.local.produce import events_from_options, produce_events
 
     settings = _settings()
@@ -193,7 +212,10 @@ def produce(
     except HookstreamError as exc:
         typer.secho(f"invalid event: {exc}", fg="red", err=True)
         raise typer.Exit(EXIT_USAGE) from None
-    sent = produce_events(settings, batch, progress=_say)
+    if account is not None and not is_account_id(account):
+        typer.secho(f"invalid account: {account!r} is not an account id", fg="red", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    sent = produce_events(settings, batch, progress=_say, account=account)
     typer.echo(f"produced {sent} event(s) to {settings.kafka.events_topic}")
 
 
@@ -276,25 +298,125 @@ def deliveries_tail(
     tail_deliveries(api_url, api_key, webhook_id)
 
 
+AccountOption = Annotated[
+    str, typer.Option("--account", help="The account the key acts in (default: default).")
+]
+
+
 @apikey_cli.command("create")
 def apikey_create(
     name: Annotated[str, typer.Option(help="What the key is for.")] = "default",
+    account: AccountOption = "default",
 ) -> None:
-    """Create an API key; it is printed once and only its hash is stored."""
-    import asyncio
+    """Create an API key for an account (straight in Cassandra: the way to make the first
+    key). It is printed once; only its hash is stored."""
+    from app.local.keys import create_key
 
-    from app.store import Store
+    try:
+        key, stored = create_key(_settings(), name, account)
+    except HookstreamError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+    _say(f"key {stored.id} for account {stored.account_id} (shown once):")
+    typer.echo(key)
 
-    settings = _settings()
 
-    async def create() -> str:
-        store = await Store.connect(settings)
-        try:
-            return await store.api_keys.create(name)
-        finally:
-            await store.close()
+@apikey_cli.command("list")
+def apikey_list(account: AccountOption = "default") -> None:
+    """The account's keys: id, prefix, name, created (never the keys themselves)."""
+    from app.local.keys import list_keys
 
-    typer.echo(asyncio.run(create()))
+    for stored in list_keys(_settings(), account):
+        typer.echo(f"{stored.id}  {stored.prefix}…  {stored.created_at:%Y-%m-%d}  {stored.name}")
+
+
+@apikey_cli.command("revoke")
+def apikey_revoke(key_id: Annotated[str, typer.Argument(help="key_… (from apikey list)")]) -> None:
+    """Revoke a key: every API replica refuses it from its next request."""
+    from app.local.keys import revoke_key
+
+    if not revoke_key(_settings(), key_id):
+        typer.secho(f"no key {key_id}", fg="red", err=True)
+        raise typer.Exit(EXIT_FAILED)
+    _say(f"revoked {key_id}")
+
+
+ApiUrl = Annotated[str, typer.Option(envvar="HOOKSTREAM_API_URL")]
+ApiKey = Annotated[str, typer.Option(envvar="HOOKSTREAM_API_KEY", help="An operator key.")]
+
+
+@accounts_cli.command("create")
+def accounts_create(
+    name: Annotated[str, typer.Argument(help="Who the account is for.")],
+    account_id: Annotated[
+        str | None, typer.Option("--id", help="Pick the id (default: acct_ + random).")
+    ] = None,
+    max_webhooks: Annotated[int | None, typer.Option(help="Webhooks allowed.")] = None,
+    api_url: ApiUrl = "http://127.0.0.1:8080",
+    api_key: ApiKey = "",
+) -> None:
+    """Create an account (through the admin API; needs an operator key)."""
+    from app.local.client import api_call
+
+    body: dict[str, object] = {"name": name}
+    if account_id is not None:
+        body["id"] = account_id
+    if max_webhooks is not None:
+        body["max_webhooks"] = max_webhooks
+    api_call(api_url, api_key, "POST", "/v1/accounts", body)
+
+
+@accounts_cli.command("list")
+def accounts_list(api_url: ApiUrl = "http://127.0.0.1:8080", api_key: ApiKey = "") -> None:
+    """Every account, as JSON."""
+    from app.local.client import api_call
+
+    api_call(api_url, api_key, "GET", "/v1/accounts")
+
+
+@accounts_cli.command("disable")
+def accounts_disable(
+    account_id: Annotated[str, typer.Argument(help="The account id.")],
+    reason: Annotated[str, typer.Option(help="Why (shown on refusals).")] = "by an operator",
+    api_url: ApiUrl = "http://127.0.0.1:8080",
+    api_key: ApiKey = "",
+) -> None:
+    """Disable an account: its keys are refused, its events dead-lettered, its pending
+    deliveries cancelled."""
+    from app.local.client import api_call
+
+    api_call(api_url, api_key, "POST", f"/v1/accounts/{account_id}/disable", {"reason": reason})
+
+
+@accounts_cli.command("enable")
+def accounts_enable(
+    account_id: Annotated[str, typer.Argument(help="The account id.")],
+    api_url: ApiUrl = "http://127.0.0.1:8080",
+    api_key: ApiKey = "",
+) -> None:
+    """Enable a disabled account again."""
+    from app.local.client import api_call
+
+    api_call(api_url, api_key, "POST", f"/v1/accounts/{account_id}/enable")
+
+
+@cli.command()
+def replay(
+    webhook_id: Annotated[str, typer.Argument(help="hook_…")],
+    since: Annotated[str, typer.Option(help="RFC 3339: events from this time.")],
+    until: Annotated[str | None, typer.Option(help="RFC 3339 (default: now).")] = None,
+    mode: Annotated[str, typer.Option(help="missing (undelivered only) or all.")] = "missing",
+    follow: Annotated[bool, typer.Option(help="Follow it with a progress bar.")] = True,
+    api_url: Annotated[str, typer.Option(envvar="HOOKSTREAM_API_URL")] = "http://127.0.0.1:8080",
+    api_key: Annotated[str, typer.Option(envvar="HOOKSTREAM_API_KEY")] = "",
+) -> None:
+    """Replay (or backfill) events from the events topic to one webhook; Ctrl-C cancels."""
+    from app.replay.client import replay as run_replay
+
+    body: dict[str, object] = {"since": since, "mode": mode}
+    if until:
+        body["until"] = until
+    run_replay(api_url, api_key, webhook_id, body, follow=follow)
 
 
 def main() -> None:

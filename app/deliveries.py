@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from app.accounts import DEFAULT_ACCOUNT
+
 HEADER_PREFIX = "hs-"
 
 
@@ -33,6 +35,7 @@ class Origin(StrEnum):
     RETRY = "retry"  # the scheduler forwarded a due retry
     TEST = "test"  # POST /v1/webhooks/{id}/test
     MANUAL = "manual"  # POST /v1/deliveries/{id}/retry or /recover
+    REPLAY = "replay"  # POST /v1/webhooks/{id}/replay (app.replay)
 
 
 def delivery_id(event_id: str, webhook_id: str) -> str:
@@ -63,6 +66,7 @@ class AttemptMessage:
     enqueued_at_ms: int
     origin: Origin = Origin.MATCH
     due_at_ms: int | None = None
+    account_id: str = DEFAULT_ACCOUNT  # the webhook's; header only when not the default
 
     def key(self) -> bytes:
         # Keyed by webhook id: one receiver's traffic stays on one partition, so its
@@ -81,6 +85,8 @@ class AttemptMessage:
         ]
         if self.due_at_ms is not None:
             out.append(("hs-due-at", str(self.due_at_ms).encode()))
+        if self.account_id != DEFAULT_ACCOUNT:
+            out.append(("hs-account", self.account_id.encode()))
         return out
 
     @classmethod
@@ -89,6 +95,7 @@ class AttemptMessage:
         h = _header_dict(headers)
         try:
             due = h.get("hs-due-at")
+            account = h.get("hs-account")
             return cls(
                 delivery_id=h["hs-delivery-id"].decode(),
                 webhook_id=h["hs-webhook-id"].decode(),
@@ -99,6 +106,7 @@ class AttemptMessage:
                 enqueued_at_ms=int(h["hs-enqueued-at"]),
                 origin=Origin(h.get("hs-origin", b"match").decode()),
                 due_at_ms=int(due) if due is not None else None,
+                account_id=account.decode() if account is not None else DEFAULT_ACCOUNT,
             )
         except KeyError as missing:
             raise ValueError(f"attempt message without header {missing}") from None

@@ -35,7 +35,8 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     records_ms = str(int(settings.recorder.retention.total_seconds() * 1000))
     specs = [
         NewTopic(topics.events, n, rf),
-        # Compacted: the latest state of every webhook, tombstones on delete.
+        # Compacted: the latest state of every account and webhook, tombstones on delete.
+        NewTopic(topics.accounts, 1, rf, config={"cleanup.policy": "compact"}),
         NewTopic(topics.webhooks, 1, rf, config={"cleanup.policy": "compact"}),
         NewTopic(topics.deliveries, n, rf),
         NewTopic(topics.redeliver, n, rf),
@@ -43,6 +44,10 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         # The record log: the recorder writes it to Cassandra within seconds; the retention
         # only has to outlast a long Cassandra outage (the recorder catches up from here).
         NewTopic(topics.records, n, rf, config={"retention.ms": records_ms}),
+        # Operator events (app.lifecycle), kept as long as the delivery log they talk about.
+        NewTopic(topics.lifecycle, n, rf, config={"retention.ms": retention_ms}),
+        # Replay jobs: a message only has to outlive its job (the job row is the truth).
+        NewTopic(topics.replays, n, rf, config={"retention.ms": records_ms}),
     ]
     for delay, name in topics.retries.items():
         # A retry message must outlive its delay by a wide margin.

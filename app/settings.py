@@ -226,6 +226,18 @@ class ApiSettings(_Group):
         description="How long Kafka may take to acknowledge a test, retry or recover attempt; "
         "then the API's producer drops the message and the API answers 503.",
     )
+    rate_limit: float = Field(
+        100.0,
+        ge=0,
+        description="Requests per second one API key may make, per API replica (0: no limit); "
+        "past it, 429 with Retry-After.",
+    )
+    rate_burst: int = Field(200, ge=1, description="Requests one API key may make at once.")
+    max_webhooks: int = Field(
+        100,
+        ge=1,
+        description="Webhooks an account may have, unless the account sets its own limit.",
+    )
 
 
 class WorkerSettings(_Group):
@@ -313,6 +325,26 @@ class LifecycleSettings(_Group):
     )
 
 
+class ReplaySettings(_Group):
+    """The replayer role: replays and backfills re-read from the events topic (app.replay)."""
+
+    metrics_port: int = Field(
+        9467, ge=0, le=65535, description="Prometheus, /healthz and /readyz port (0: off)."
+    )
+    consumer_group: str = Field(
+        "hookstream-replayer", description="The replayers' consumer group (of the jobs topic)."
+    )
+    rate: float = Field(
+        200.0,
+        gt=0,
+        description="Attempts a replay enqueues per second at most, so live deliveries keep "
+        "their latency.",
+    )
+    batch: int = Field(
+        500, ge=1, le=10000, description="Events read per batch (progress and cancel checks)."
+    )
+
+
 class StackSettings(_Group):
     """The local stack of real servers (``hookstream stack up``): ports and where files live."""
 
@@ -370,6 +402,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)  # type: ignore[arg-type]
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)  # type: ignore[arg-type]
     recorder: RecorderSettings = Field(default_factory=RecorderSettings)  # type: ignore[arg-type]
+    replay: ReplaySettings = Field(default_factory=ReplaySettings)  # type: ignore[arg-type]
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)  # type: ignore[arg-type]
     stack: StackSettings = Field(default_factory=StackSettings)  # type: ignore[arg-type]
     log: LogSettings = Field(default_factory=LogSettings)  # type: ignore[arg-type]

@@ -19,12 +19,15 @@ from app.settings import Settings, format_duration
 @dataclass(frozen=True, slots=True)
 class Topics:
     events: str
+    accounts: str  # compacted: every account's latest state, for the workers
     webhooks: str
     deliveries: str
     retries: dict[timedelta, str]
     redeliver: str
     dead: str
     records: str  # ⑤ delivery states, attempts and events, for the recorder to write
+    lifecycle: str  # operator events: webhook.disabled, delivery.exhausted, … (app.lifecycle)
+    replays: str  # replay jobs for the replayer (app.replay)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -32,12 +35,15 @@ class Topics:
         delays = retry_tiers(settings.retry_schedule)
         return cls(
             events=settings.kafka.events_topic,
+            accounts=f"{prefix}.accounts",
             webhooks=f"{prefix}.webhooks",
             deliveries=f"{prefix}.deliveries",
             retries={d: f"{prefix}.retry.{format_duration(d)}" for d in delays},
             redeliver=f"{prefix}.redeliver",
             dead=f"{prefix}.dead",
             records=f"{prefix}.records",
+            lifecycle=f"{prefix}.lifecycle",
+            replays=f"{prefix}.replays",
         )
 
     def retry_topic(self, delay: timedelta) -> str:
@@ -51,10 +57,13 @@ class Topics:
         """Every topic, in flow order (the order ``migrate`` creates them in)."""
         return [
             self.events,
+            self.accounts,
             self.webhooks,
             self.deliveries,
             *self.retries.values(),
             self.redeliver,
             self.dead,
             self.records,
+            self.lifecycle,
+            self.replays,
         ]

@@ -16,7 +16,8 @@ from app.api.errors import install_error_handlers
 from app.api.limits import BodyLimit
 from app.api.metrics import ApiMetrics, MetricsMiddleware
 from app.api.ports import ProducerPort, StorePort
-from app.api.routes import deliveries, events, health, webhooks
+from app.api.ratelimit import RateLimiter
+from app.api.routes import accounts, deliveries, events, health, replays, webhooks
 from app.api.routes.health import Probe, cassandra_probe, kafka_probe
 from app.console import routes as console
 from app.kafka import client_config
@@ -38,8 +39,15 @@ Secrets: `POST /v1/webhooks` returns the webhook's `secret`; other reads omit it
 
 
 # Each carries its full /v1/... prefix, so route templates (metrics labels) are complete.
-V1_ROUTERS = (webhooks.router, deliveries.webhook_router, deliveries.router, events.router)
-
+V1_ROUTERS = (
+    webhooks.router,
+    deliveries.webhook_router,
+    deliveries.router,
+    events.router,
+    accounts.router,
+    accounts.keys_router,
+    replays.router,
+)
 
 def create_app(
     settings: Settings,
@@ -64,7 +72,12 @@ def attach(
     settings: Settings = app.state.settings
     app.state.store = store
     app.state.producer = producer
-    app.state.auth = ApiKeyAuth(settings.api_keys, store.api_keys)
+    app.state.auth = ApiKeyAuth(
+        settings.api_keys,
+        store.api_keys,
+        store.accounts,
+        RateLimiter(settings.api.rate_limit, settings.api.rate_burst),
+    )
     topics: Topics = app.state.topics
     app.state.probes = dict(
         probes

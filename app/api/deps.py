@@ -1,4 +1,8 @@
-"""Named dependencies the routes take (tests can override any of them)."""
+"""Named dependencies the routes take (tests can override any of them).
+
+Scoping lives here: ``WebhookDep`` loads a webhook *of the caller's account* — another
+account's id is the same 404 as an unknown one, so no route leaks that it exists.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
+from app.api.auth import Principal, get_principal
 from app.api.errors import echo
 from app.api.ports import ProducerPort, StorePort
 from app.errors import NotFound
@@ -41,6 +46,7 @@ def get_topics(request: Request) -> Topics:
     return topics
 
 
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[StorePort, Depends(get_store)]
 ProducerDep = Annotated[ProducerPort, Depends(get_producer)]
@@ -63,16 +69,18 @@ def plausible_event_id(text: str) -> bool:
     return bool(_EVENT_ID.match(text))
 
 
-async def load_webhook(store: StorePort, webhook_id: str) -> Webhook:
-    """The webhook, or NotFound (404) for an unknown or deleted id."""
+async def load_webhook(store: StorePort, webhook_id: str, account_id: str) -> Webhook:
+    """The account's webhook, or NotFound (404) for an unknown, deleted or foreign id."""
     webhook = await store.webhooks.get(webhook_id) if plausible_id(webhook_id) else None
-    if webhook is None:
+    if webhook is None or webhook.account_id != account_id:
         raise NotFound(f"no webhook {echo(webhook_id)}")
     return webhook
 
 
-async def current_webhook(webhook_id: WebhookIdPath, store: StoreDep) -> Webhook:
-    return await load_webhook(store, webhook_id)
+async def current_webhook(
+    webhook_id: WebhookIdPath, store: StoreDep, principal: PrincipalDep
+) -> Webhook:
+    return await load_webhook(store, webhook_id, principal.account_id)
 
 
 WebhookDep = Annotated[Webhook, Depends(current_webhook)]

@@ -78,13 +78,20 @@ class ApiError(Exception):
     """An error response raised from a route: status, type, message and optional field."""
 
     def __init__(
-        self, status_code: int, message: str, *, field: str | None = None, type: str | None = None
+        self,
+        status_code: int,
+        message: str,
+        *,
+        field: str | None = None,
+        type: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message
         self.field = field
         self.type = type or ERROR_TYPES.get(status_code, "error")
+        self.headers = headers or {}
 
 
 class Unauthorized(ApiError):
@@ -100,7 +107,11 @@ class Unavailable(ApiError):
 _DESCRIPTIONS = {
     401: "Missing or invalid API key (`Authorization: Bearer <key>`). The body is identical "
     "for a missing, malformed, unknown or revoked key.",
-    404: "Unknown (or deleted) id.",
+    403: "The account is disabled, or an account key named another account in "
+    "`Hookstream-Account`.",
+    404: "Unknown (or deleted) id, or an id of another account (never told apart).",
+    429: "Too many requests for this API key (`HOOKSTREAM_API__RATE_LIMIT` per second, per "
+    "replica); `Retry-After` says when to try again.",
     422: "A request field is invalid; `error.field` names it (`url`, `events[0]`, `limit`, "
     "`cursor`, …).",
     413: "The request body is larger than `HOOKSTREAM_API__MAX_BODY_BYTES` (1 MiB by "
@@ -173,7 +184,8 @@ def _validation_field(error: dict[str, Any]) -> str | None:
 
 async def _on_api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
+    headers.update(exc.headers)
     return error_response(
         exc.status_code, exc.message, field=exc.field, type=exc.type, headers=headers
     )

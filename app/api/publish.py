@@ -24,6 +24,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from app.accounts import Account, account_to_json
 from app.api.errors import Unavailable
 from app.api.ports import ProducerPort
 from app.deliveries import AttemptMessage
@@ -56,23 +57,35 @@ async def publish_webhook(producer: ProducerPort, topics: Topics, webhook: Webho
     return await _notice(producer, topics, webhook.id, webhook_to_json(webhook))
 
 
+async def publish_account(producer: ProducerPort, topics: Topics, account: Account) -> bool:
+    """Publish the account's current state; False (logged) if Kafka did not take it."""
+    return await _notice(
+        producer, topics, account.id, account_to_json(account), topic=topics.accounts
+    )
+
+
 async def publish_deletion(producer: ProducerPort, topics: Topics, webhook_id: str) -> bool:
     """Publish a tombstone for the webhook; False (logged) if Kafka did not take it."""
     return await _notice(producer, topics, webhook_id, None)
 
 
 async def _notice(
-    producer: ProducerPort, topics: Topics, webhook_id: str, value: bytes | None
+    producer: ProducerPort,
+    topics: Topics,
+    key: str,
+    value: bytes | None,
+    *,
+    topic: str | None = None,
 ) -> bool:
     try:
         await asyncio.wait_for(
-            producer.send(topics.webhooks, value, key=webhook_id.encode()), NOTICE_TIMEOUT_S
+            producer.send(topic or topics.webhooks, value, key=key.encode()), NOTICE_TIMEOUT_S
         )
     except Exception as exc:  # best effort by design: any failure only logs
         log.warning(
-            "webhook change not published (workers pick it up on their next reload): %s",
+            "change of %s not published (workers pick it up on their next reload): %s",
+            key,
             exc or type(exc).__name__,
-            extra={"webhook_id": webhook_id},
         )
         return False
     return True

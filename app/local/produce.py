@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaError, Producer
 
+from app.accounts import ACCOUNT_HEADER
 from app.errors import HandOffError, InvalidEvent
 from app.events import Event, format_timestamp, validate_fields
 from app.kafka import client_config
@@ -54,8 +55,14 @@ def events_from_options(
 
 
 def produce_events(
-    settings: Settings, events: list[Event], progress: Callable[[str], None] | None = None
+    settings: Settings,
+    events: list[Event],
+    progress: Callable[[str], None] | None = None,
+    account: str | None = None,
 ) -> int:
+    """Produce ``events``, with the ``hookstream-account`` header when ``account`` is given
+    (without it they belong to the default account); returns how many were produced."""
+    headers = [(ACCOUNT_HEADER, account.encode())] if account else None
     producer = Producer(
         {
             **client_config(settings),
@@ -71,7 +78,11 @@ def produce_events(
 
     for count, event in enumerate(events, 1):
         producer.produce(
-            settings.kafka.events_topic, event.body, key=event.id.encode(), on_delivery=report
+            settings.kafka.events_topic,
+            event.body,
+            key=event.id.encode(),
+            headers=headers,
+            on_delivery=report,
         )
         producer.poll(0)
         if progress and count % 1000 == 0:

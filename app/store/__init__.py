@@ -17,14 +17,18 @@ from __future__ import annotations
 import asyncio
 
 from app.settings import Settings
+from app.store.accounts import AccountRepository
 from app.store.api_keys import ApiKeyRepository, hash_key
 from app.store.deliveries import DeliveryRepository
 from app.store.errors import StoreUnavailable
+from app.store.health import HealthRepository
+from app.store.replays import ReplayRepository
 from app.store.schema import migrate
 from app.store.session import CassandraSession, connect
 from app.store.webhooks import WebhookRepository
 
 __all__ = [
+    "AccountRepository",
     "ApiKeyRepository",
     "DeliveryRepository",
     "Store",
@@ -36,14 +40,17 @@ __all__ = [
 
 
 class Store:
-    """The session and the three repositories, opened together and closed together."""
+    """The session and the repositories, opened together and closed together."""
 
     def __init__(self, session: CassandraSession, settings: Settings) -> None:
         """Blocking (prepares statements); prefer ``await Store.connect(settings)``."""
         self.session = session
+        self.accounts = AccountRepository(session, settings)
         self.webhooks = WebhookRepository(session, settings)
         self.deliveries = DeliveryRepository(session, settings)
         self.api_keys = ApiKeyRepository(session, settings)
+        self.health = HealthRepository(session, settings)  # endpoint health (app.health)
+        self.replays = ReplayRepository(session, settings)  # replay jobs (app.replay)
 
     @classmethod
     async def connect(cls, settings: Settings) -> Store:

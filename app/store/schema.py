@@ -14,6 +14,7 @@
                                                                         event_type filter it
     deliveries_by_event             event_id │ webhook_id               who got an event
     events                          id                                  payloads for redelivery
+    webhook_health                  webhook_id                          endpoint health
     replays                         id                                  replay jobs and their
                                                                         progress (app.replay)
 
@@ -44,8 +45,9 @@ from __future__ import annotations
 
 import logging
 
+from app.accounts import DEFAULT_ACCOUNT
 from app.settings import Settings
-from app.store.session import connect
+from app.store.session import CassandraSession, connect
 
 DDL_TIMEOUT = 60.0  # seconds: schema changes wait for agreement, slow on a busy node
 
@@ -76,6 +78,7 @@ INDEXES: dict[str, str] = {
 }
 BY_EVENT = "deliveries_by_event"
 EVENTS = "events"
+WEBHOOK_HEALTH = "webhook_health"  # endpoint health (app.health), written with a TTL
 REPLAYS = "replays"
 
 # The delivery state, as stored in every delivery table (the key columns vary).
@@ -158,6 +161,22 @@ TABLES: dict[str, str] = {
             delivery_id text,{DELIVERY_STATE},
             PRIMARY KEY (event_id, webhook_id)
         ) WITH default_time_to_live = {{ttl}}""",
+    WEBHOOK_HEALTH: """
+        CREATE TABLE IF NOT EXISTS {ks}.webhook_health (
+            webhook_id text PRIMARY KEY,
+            account_id text,
+            last_success_at timestamp,
+            last_failure_at timestamp,
+            failing_since timestamp,
+            consecutive_failures int,
+            last_status_code int,
+            last_error text,
+            window_start timestamp,
+            window_ok int,
+            window_failed int,
+            prior_ok int,
+            prior_failed int
+        )""",
     EVENTS: """
         CREATE TABLE IF NOT EXISTS {ks}.events (
             id text PRIMARY KEY,
@@ -252,9 +271,34 @@ def migrate(settings: Settings) -> None:
                 )
         for name, cql in INDEXES.items():
             session.execute(cql.format(name=name, ks=cfg.keyspace), timeout=DDL_TIMEOUT)
+        _backfill_accounts(session, cfg.keyspace)
         log.info("cassandra schema ready", extra={"keyspace": cfg.keyspace, "ttl_s": ttl})
     finally:
         session.cluster.shutdown()
+
+
+def _backfill_accounts(session: CassandraSession, ks: str) -> None:
+    """Webhooks and keys from before accounts belong to the default account (and a key gets
+    an id): written out, so the account indexes list them. Both tables are small."""
+    for row in session.execute(f"SELECT id, account_id FROM {ks}.webhooks", timeout=DDL_TIMEOUT):
+        if row["account_id"] is None:
+            session.execute(
+                f"UPDATE {ks}.webhooks SET account_id = %s WHERE id = %s",
+                (DEFAULT_ACCOUNT, row["id"]),
+                timeout=DDL_TIMEOUT,
+            )
+    keys = session.execute(f"SELECT key_hash, id, account_id FROM {ks}.api_keys")
+    for row in keys:
+        if row["account_id"] is None or row["id"] is None:
+            session.execute(
+                f"UPDATE {ks}.api_keys SET account_id = %s, id = %s WHERE key_hash = %s",
+                (
+                    row["account_id"] or DEFAULT_ACCOUNT,
+                    row["id"] or "key_" + row["key_hash"][:16],
+                    row["key_hash"],
+                ),
+                timeout=DDL_TIMEOUT,
+            )
 
 
 def drop(settings: Settings) -> None:

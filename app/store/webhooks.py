@@ -32,14 +32,22 @@ class WebhookRepository:
     def __init__(self, session: CassandraSession, settings: Settings) -> None:
         self._session = session
         table = f"{settings.cassandra.keyspace}.webhooks"
-        self._upsert = prepare(session, f"INSERT INTO {table} ({_COLUMNS}) VALUES ({_MARKS})")
+        self._upsert = prepare(
+            session,
+            f"INSERT INTO {table} ({_COLUMNS}) VALUES ({_MARKS})",
+        )
         self._select = prepare(session, f"SELECT {_COLUMNS} FROM {table} WHERE id = ?")
         self._delete = prepare(session, f"DELETE FROM {table} WHERE id = ?")
         self._scan = prepare(session, f"SELECT {_COLUMNS} FROM {table}")
-        self._first = prepare(session, f"SELECT {_COLUMNS} FROM {table} LIMIT ?")
-        self._after = prepare(
-            session, f"SELECT {_COLUMNS} FROM {table} WHERE token(id) > token(?) LIMIT ?"
+        # An account's webhooks, through the SAI index on account_id, in token order.
+        self._first = prepare(
+            session, f"SELECT {_COLUMNS} FROM {table} WHERE account_id = ? LIMIT ?"
         )
+        self._after = prepare(
+            session,
+            f"SELECT {_COLUMNS} FROM {table} WHERE account_id = ? AND token(id) > token(?) LIMIT ?",
+        )
+        self._count = prepare(session, f"SELECT COUNT(*) AS n FROM {table} WHERE account_id = ?")
 
     async def create(self, webhook: Webhook) -> None:
         """Store a new webhook. An upsert by id: repeating it is harmless (LOCAL_QUORUM)."""
@@ -61,27 +69,39 @@ class WebhookRepository:
         await aexecute(self._session, self._delete, (webhook_id,))
 
     async def list_page(
-        self, limit: int, cursor: str | None = None
+        self, limit: int, cursor: str | None = None, account_id: str = DEFAULT_ACCOUNT
     ) -> tuple[list[Webhook], str | None]:
-        """One page of at most ``limit`` webhooks (in token order, not by date) and the
-        cursor of the next page, or None after the last one. Every webhook that exists for
-        the whole walk appears exactly once; the last page may come back empty. LOCAL_QUORUM.
+        """One page of at most ``limit`` of the account's webhooks (in token order, not by
+        date) and the cursor of the next page, or None after the last one. Every webhook
+        that exists for the whole walk appears exactly once; the last page may come back
+        empty. LOCAL_QUORUM.
 
-        The cursor is opaque to callers (base64url of the last id; the next page starts
-        after its token). Not the driver's paging state on purpose: Cassandra answers a
-        forged paging state with a protocol error that makes the driver close the connection
-        and mark the host down, so a bad cursor from the API would be an outage.
-        Raises ``ValueError`` for a malformed cursor or a limit below 1.
+        The cursor is opaque to callers (base64url of the account and the last id; the next
+        page starts after its token) and belongs to its account: another account's cursor is
+        a ``ValueError``, never a page. Not the driver's paging state on purpose: Cassandra
+        answers a forged paging state with a protocol error that makes the driver close the
+        connection and mark the host down, so a bad cursor from the API would be an outage.
+        Raises ``ValueError`` for a malformed or foreign cursor or a limit below 1.
         """
         if limit < 1:
             raise ValueError("limit must be at least 1")
         if cursor is None:
-            page = await aexecute(self._session, self._first, (limit,))
+            page = await aexecute(self._session, self._first, (account_id, limit))
         else:
-            page = await aexecute(self._session, self._after, (decode_id(cursor), limit))
+            owner, _, last_id = decode_id(cursor).partition("/")
+            if owner != account_id or not last_id:
+                raise ValueError("the cursor belongs to another list")
+            page = await aexecute(self._session, self._after, (account_id, last_id, limit))
         webhooks = [_webhook(row) for row in page.rows]
-        next_cursor = encode_id(webhooks[-1].id) if len(webhooks) == limit else None
+        next_cursor = (
+            encode_id(f"{account_id}/{webhooks[-1].id}") if len(webhooks) == limit else None
+        )
         return webhooks, next_cursor
+
+    async def count(self, account_id: str) -> int:
+        """How many webhooks the account has (its limit's measure; an index count)."""
+        page = await aexecute(self._session, self._count, (account_id,))
+        return int(page.rows[0]["n"]) if page.rows else 0
 
     async def all(self) -> list[Webhook]:
         """Every webhook (the workers' periodic reload), paged 1,000 at a time without

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from app.accounts import AccountDirectory
 from app.kafka import AsyncProducer
 from app.matching import WebhookIndex
 from app.settings import Settings
@@ -47,6 +48,7 @@ class WorkerContext:
     settings: Settings
     topics: Topics
     index: WebhookIndex
+    accounts: AccountDirectory  # who may send events (fed with the index)
     store: Store  # webhooks only: the index's source of truth (never on the per-delivery path)
     producer: AsyncProducer
     sender: Sender

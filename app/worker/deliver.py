@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 from app import metrics
+from app.accounts import Standing
 from app.deliveries import AttemptMessage, DeliveryStatus, Origin, dead_letter_headers
 from app.delivery import AttemptRequest, AttemptResult, Delivered, Failed, FailureKind, Refused
 from app.retries import Done, GiveUp, RetryAt, next_step
@@ -90,11 +91,19 @@ async def _deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
         "webhook_id": message.webhook_id,
         "delivery_id": message.delivery_id,
         "attempt": message.attempt,
+        "account_id": message.account_id,
     }
     webhook = await _find_webhook(ctx, message.webhook_id)
     created_at = datetime.fromtimestamp(message.enqueued_at_ms / 1000, UTC)
-    if webhook is None or not webhook.active:
-        why = "webhook deleted" if webhook is None else "webhook paused"
+    account_off = ctx.accounts.standing(message.account_id) is Standing.DISABLED
+    if webhook is None or not webhook.active or account_off:
+        why = (
+            "webhook deleted"
+            if webhook is None
+            else "account disabled"
+            if account_off
+            else "webhook paused"
+        )
         log.info("delivery cancelled: %s", why, extra=context)
         cancelled = _record(message, created_at, DeliveryStatus.CANCELLED, error=why)
         await hand_off(ctx.health, lambda: ctx.records.record(cancelled, None))
@@ -233,6 +242,7 @@ def _record(
         error=error,
         delivered_at=delivered_at,
         next_attempt_at=next_attempt_at,
+        account_id=message.account_id,
     )
 
 

@@ -1,11 +1,11 @@
-"""Every worker's view of the webhooks: an in-memory index fed two ways.
+"""Every worker's view of the accounts and webhooks: in memory, fed two ways.
 
-1. A group-less reader of the compacted webhooks topic applies each change within
-   milliseconds (tombstone = deleted). Group-less, so every worker sees every change.
+1. A group-less reader of the compacted accounts and webhooks topics applies each change
+   within milliseconds (tombstone = deleted). Group-less, so every worker sees every change.
 2. A periodic reload from Cassandra (the source of truth) heals any change notice that was
    lost, for example when the API could not publish.
 
-``ready`` is set once both the topic has been read to its end and Cassandra loaded once: the
+``ready`` is set once both topics have been read to their end and Cassandra loaded once: the
 agents wait for it, so no event is matched against a half-built index.
 """
 
@@ -19,6 +19,7 @@ import time
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app import metrics
+from app.accounts import AccountDirectory, account_from_json
 from app.errors import HookstreamError
 from app.kafka import admin_client, aiokafka_config
 from app.matching import WebhookIndex
@@ -31,10 +32,19 @@ log = logging.getLogger(__name__)
 
 
 class WebhookFeed:
-    def __init__(self, settings: Settings, topics: Topics, index: WebhookIndex, store: Store):
+    def __init__(
+        self,
+        settings: Settings,
+        topics: Topics,
+        index: WebhookIndex,
+        store: Store,
+        accounts: AccountDirectory,
+    ):
         self._settings = settings
         self._topic = topics.webhooks
+        self._accounts_topic = topics.accounts
         self._index = index
+        self._accounts = accounts
         self._store = store
         self._deleted: dict[str, float] = {}  # id -> monotonic time of its tombstone
         self._tasks: list[asyncio.Task[None]] = []
@@ -51,20 +61,22 @@ class WebhookFeed:
         )
         await consumer.start()
         self._consumer = consumer
-        partitions = await asyncio.to_thread(self._partitions)
-        if not partitions:
-            await consumer.stop()
-            raise HookstreamError(f"topic {self._topic} does not exist: run `hookstream migrate`")
-        tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+        tps = []
+        for topic in (self._accounts_topic, self._topic):
+            partitions = await asyncio.to_thread(self._partitions, topic)
+            if not partitions:
+                await consumer.stop()
+                raise HookstreamError(f"topic {topic} does not exist: run `hookstream migrate`")
+            tps += [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps) if tps else {}
         self._tasks.append(asyncio.create_task(self._follow(consumer, ends)))
         self._tasks.append(asyncio.create_task(self._reload_forever()))
 
-    def _partitions(self) -> set[int]:
+    def _partitions(self, name: str) -> set[int]:
         admin = admin_client(self._settings)
-        topic = admin.list_topics(self._topic, timeout=15).topics.get(self._topic)
+        topic = admin.list_topics(name, timeout=15).topics.get(name)
         if topic is None or topic.error is not None:
             return set()
         return set(topic.partitions)
@@ -79,6 +91,7 @@ class WebhookFeed:
             await self._consumer.stop()
 
     async def reload(self) -> None:
+        self._accounts.replace_all(await self._store.accounts.all())
         webhooks = await self._store.webhooks.all()
         horizon = (
             time.monotonic() - 2 * self._settings.worker.webhook_reload_interval.total_seconds()
@@ -110,7 +123,10 @@ class WebhookFeed:
             batches = await consumer.getmany(timeout_ms=200)
             for tp, records in batches.items():
                 for record in records:
-                    self._apply(record.key, record.value)
+                    if tp.topic == self._accounts_topic:
+                        self._apply_account(record.value)
+                    else:
+                        self._apply(record.key, record.value)
                 if tp in pending and records and records[-1].offset + 1 >= ends[tp]:
                     pending.discard(tp)
             if pending:
@@ -120,6 +136,14 @@ class WebhookFeed:
             if not pending and not self.ready.is_set():
                 log.info("webhook index ready: %d webhooks", len(self._index))
                 self.ready.set()
+
+    def _apply_account(self, value: bytes | None) -> None:
+        if value is None:
+            return  # accounts are disabled, never deleted
+        try:
+            self._accounts.put(account_from_json(value))
+        except (ValueError, KeyError, TypeError):
+            log.warning("unreadable account change ignored")
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:

@@ -19,6 +19,7 @@ import faust
 import uvloop
 
 from app import metrics
+from app.accounts import AccountDirectory
 from app.delivery import AiohttpSender
 from app.kafka import AsyncProducer, faust_credentials, wait_for_topics
 from app.matching import WebhookIndex
@@ -115,7 +116,8 @@ def build_app(settings: Settings) -> faust.App:
     async def start_context() -> None:
         store = await Store.connect(settings)
         index = WebhookIndex()
-        feed = WebhookFeed(settings, topics, index, store)
+        accounts = AccountDirectory()
+        feed = WebhookFeed(settings, topics, index, store, accounts)
         await feed.start()
         await feed.ready.wait()
         producer = AsyncProducer(settings, **{"message.timeout.ms": HAND_OFF_TIMEOUT_MS})
@@ -123,6 +125,7 @@ def build_app(settings: Settings) -> faust.App:
             settings=settings,
             topics=topics,
             index=index,
+            accounts=accounts,
             store=store,
             producer=producer,
             sender=AiohttpSender(settings.delivery, settings.allowed_networks),
@@ -162,7 +165,14 @@ def main(settings: Settings) -> None:
     topics = Topics.from_settings(settings)
     wait_for_topics(
         settings,
-        [topics.events, topics.webhooks, topics.deliveries, topics.redeliver, topics.records],
+        [
+            topics.events,
+            topics.accounts,
+            topics.webhooks,
+            topics.deliveries,
+            topics.redeliver,
+            topics.records,
+        ],
     )
     metrics.serve(settings.worker.metrics_port)
     # uvloop: raw aiohttp measured 1.4-1.8x faster on it than on asyncio's loop (BENCHMARKS.md).

@@ -1,5 +1,11 @@
 """② The match step: one event in, one attempt message per matching active webhook out.
 
+An event is matched only against the webhooks of its own account (the ``hookstream-account``
+header, ``app.accounts``; none means the default account). An event naming an account that is
+unknown or disabled goes to the dead topic like any invalid event: an account this worker has
+not heard of yet is looked up in Cassandra first (an account created a moment ago), and a
+"no such account" answer is remembered for a few seconds.
+
 Invalid events go to the dead topic with the reason and their source position; the partition
 moves on. A duplicate event id (matched recently by this worker, ``app.worker.recent``) is
 skipped: one delivery chain per (event, webhook), without a read per event. The event is
@@ -17,6 +23,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from app import metrics
+from app.accounts import Standing, event_account, event_key
 from app.deliveries import AttemptMessage, Origin, dead_letter_headers, delivery_id
 from app.errors import InvalidEvent
 from app.events import parse_event
@@ -37,20 +44,25 @@ async def match_event(ctx: WorkerContext, where: Received) -> int:
             max_bytes=ctx.settings.delivery.event_max_bytes,
             kafka_timestamp_ms=where.timestamp_ms,
         )
+        account = event_account(where.headers)
+        await check_account(ctx, account)
     except InvalidEvent as invalid:
         reason, detail = invalid.reason, invalid.detail
         await hand_off(ctx.health, partial(dead_letter, ctx, where.value, reason, detail, where))
         _EVENTS["invalid"].inc()
         return 0
 
-    webhooks = ctx.index.match(event.type)
+    webhooks = ctx.index.match(event.type, account)
     # The payload filters (app.filters, compiled once per webhook; they never raise).
     webhooks = tuple(w for w in webhooks if w.filter is None or w.filter.matches(event.data))
     if not webhooks:
         _EVENTS["unmatched"].inc()
         return 0
-    if event.id in ctx.recent:
-        log.info("event already matched; skipped", extra={"event_id": event.id})
+    seen_as = event_key(account, event.id)  # two accounts may use one event id
+    if seen_as in ctx.recent:
+        log.info(
+            "event already matched; skipped", extra={"event_id": event.id, "account_id": account}
+        )
         _EVENTS["duplicate"].inc()
         return 0
 
@@ -65,6 +77,7 @@ async def match_event(ctx: WorkerContext, where: Received) -> int:
             body=event.body,
             enqueued_at_ms=now_ms,
             origin=Origin.MATCH,
+            account_id=account,
         )
         for webhook in webhooks
     ]
@@ -74,6 +87,7 @@ async def match_event(ctx: WorkerContext, where: Received) -> int:
         created_at=event.created_at,
         body=event.body,
         received_at=datetime.now(UTC),
+        account_id=account,
     )
     producer, topic = ctx.producer, ctx.topics.deliveries
     await asyncio.gather(
@@ -86,9 +100,27 @@ async def match_event(ctx: WorkerContext, where: Received) -> int:
         ),
         hand_off(ctx.health, partial(ctx.records.save_event, saved)),
     )
-    ctx.recent.add(event.id)
+    ctx.recent.add(seen_as)
     _EVENTS["matched"].inc()
     return len(messages)
+
+
+async def check_account(ctx: WorkerContext, account: str) -> None:
+    """Return if ``account`` may send events; raise ``InvalidEvent`` if it is unknown or
+    disabled. Raises ``HandOffError`` only through ``hand_off``'s wait (Cassandra down)."""
+    standing = ctx.accounts.standing(account)
+    now = time.monotonic()
+    if standing is Standing.UNKNOWN and not ctx.accounts.checked_lately(account, now, 5.0):
+        found = await hand_off(ctx.health, partial(ctx.store.accounts.get, account))
+        if found is None:
+            ctx.accounts.note_missing(account, now)
+        else:
+            ctx.accounts.put(found)
+        standing = ctx.accounts.standing(account)
+    if standing is Standing.UNKNOWN:
+        raise InvalidEvent("unknown_account", f"no account {account!r}")
+    if standing is Standing.DISABLED:
+        raise InvalidEvent("account_disabled", f"account {account!r} is disabled")
 
 
 async def dead_letter(

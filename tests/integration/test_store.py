@@ -700,19 +700,27 @@ async def test_two_accounts_may_use_one_event_id(store: Store) -> None:
     assert (await store.deliveries.get("del_same_b")) == acme_state
 
 
-async def test_api_key_create_exists_revoke(store: Store, settings: Settings) -> None:
-    key = await store.api_keys.create("ci")
+async def test_api_key_create_lookup_list_revoke(store: Store, settings: Settings) -> None:
+    key, made = await store.api_keys.create("ci", "acme_keys")
     assert re.fullmatch(r"hsk_[A-Za-z0-9_-]{32}", key)
-    assert await store.api_keys.exists(key)
-    assert not await store.api_keys.exists(key[:-1] + ("A" if key[-1] != "A" else "B"))
+    assert re.fullmatch(r"key_[0-9a-f]{16}", made.id)
+    assert await store.api_keys.lookup(key) == made
+    assert made.account_id == "acme_keys" and made.prefix == key[:8] and made.name == "ci"
+    assert await store.api_keys.lookup(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+    other, _ = await store.api_keys.create("other", "acme_keys")
+    _, elsewhere = await store.api_keys.create("x", "globex_keys")
+    assert [k.id for k in await store.api_keys.list("acme_keys")] == [
+        made.id,
+        (await store.api_keys.lookup(other)).id,  # type: ignore[union-attr]
+    ]
+    assert [k.id for k in await store.api_keys.list("globex_keys")] == [elsewhere.id]
 
     stored = await rows(store, f"SELECT * FROM {settings.cassandra.keyspace}.api_keys")
     digest = hashlib.sha256(key.encode()).hexdigest()
     mine = [row for row in stored if row["key_hash"] == digest]
-    assert len(mine) == 1
-    assert mine[0]["name"] == "ci" and mine[0]["prefix"] == key[:8]
+    assert len(mine) == 1 and mine[0]["id"] == made.id
     assert all(key not in str(value) for row in stored for value in row.values())
 
-    await store.api_keys.revoke(digest)
-    assert not await store.api_keys.exists(key)
-    await store.api_keys.revoke(digest)  # idempotent
+    assert await store.api_keys.revoke(made.id)
+    assert await store.api_keys.lookup(key) is None
+    assert not await store.api_keys.revoke(made.id)  # gone: reported, not an error

@@ -162,6 +162,9 @@ class _Webhooks:
     async def get(self, webhook_id: str) -> Webhook | None:
         return None
 
+    async def count(self, account_id: str) -> int:
+        return len(self.created)
+
 
 class _Store:
     """Just enough store for these routes: creates are kept, every lookup finds nothing."""
@@ -170,6 +173,7 @@ class _Store:
         self.webhooks = _Webhooks()
         self.deliveries = None
         self.api_keys = None
+        self.accounts = None
 
 
 class _Producer:

@@ -13,7 +13,7 @@ T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 SECRET = "whsec_" + "A" * 43 + "="
 
 
-def hook(webhook_id: str, *events: str, active: bool = True) -> Webhook:
+def hook(webhook_id: str, *events: str, active: bool = True, account: str = "default") -> Webhook:
     return Webhook(
         id=webhook_id,
         url=f"https://example.com/{webhook_id}",
@@ -22,6 +22,7 @@ def hook(webhook_id: str, *events: str, active: bool = True) -> Webhook:
         active=active,
         created_at=T0,
         updated_at=T0,
+        account_id=account,
     )
 
 
@@ -137,3 +138,39 @@ def test_match_returns_the_current_webhook_object() -> None:
     newer = hook("hook_1", "user.created")
     index.put(newer)
     assert index.match("user.created")[0] is newer
+
+
+# ── accounts ──────────────────────────────────────────────────────────────────────────────
+
+TENANTS = [
+    hook("hook_a_exact", "user.created", account="acme"),
+    hook("hook_a_all", "*", account="acme"),
+    hook("hook_b_exact", "user.created", account="globex"),
+    hook("hook_b_user", "user.*", account="globex"),
+    hook("hook_d_all", "*"),  # the default account's
+]
+
+
+@pytest.mark.parametrize(
+    ("account", "event_type", "expected"),
+    [
+        ("acme", "user.created", ["hook_a_all", "hook_a_exact"]),
+        ("acme", "payment.failed", ["hook_a_all"]),
+        ("globex", "user.created", ["hook_b_exact", "hook_b_user"]),
+        ("globex", "payment.failed", []),
+        ("default", "user.created", ["hook_d_all"]),
+        ("initech", "user.created", []),  # an account without webhooks
+    ],
+)
+def test_an_event_reaches_only_its_own_accounts_webhooks(
+    account: str, event_type: str, expected: list[str]
+) -> None:
+    assert ids(WebhookIndex(TENANTS).match(event_type, account)) == expected
+
+
+def test_moving_a_webhook_to_another_account_moves_its_subscriptions() -> None:
+    index = WebhookIndex(TENANTS)
+    index.match("user.created", "acme")  # fills the cache
+    index.put(hook("hook_a_exact", "user.created", account="globex"))
+    assert ids(index.match("user.created", "acme")) == ["hook_a_all"]
+    assert "hook_a_exact" in ids(index.match("user.created", "globex"))

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, status
 from app.api.auth import AuthenticatedRoute
 from app.api.deps import (
     DeliveryIdPath,
+    PrincipalDep,
     ProducerDep,
     SettingsDep,
     StoreDep,
@@ -123,7 +124,7 @@ async def recover(
 
     async def one(delivery: DeliveryRecord) -> bool:
         async with gate:
-            event = await store.deliveries.get_event(delivery.event_id)
+            event = await store.deliveries.get_event(delivery.event_id, webhook.account_id)
             if event is None:
                 return False
             await enqueue_attempt(
@@ -161,8 +162,10 @@ async def recover(
     responses=error_responses(401, 404, 422, 503),
     summary="Get a delivery with its attempts",
 )
-async def get_delivery(delivery_id: DeliveryIdPath, store: StoreDep) -> DeliveryDetail:
-    delivery = await _load_delivery(store, delivery_id)
+async def get_delivery(
+    delivery_id: DeliveryIdPath, store: StoreDep, principal: PrincipalDep
+) -> DeliveryDetail:
+    delivery = await _load_delivery(store, delivery_id, principal.account_id)
     attempts = await store.deliveries.attempts(delivery.id)
     return DeliveryDetail.build(delivery, attempts)
 
@@ -178,14 +181,16 @@ async def get_delivery(delivery_id: DeliveryIdPath, store: StoreDep) -> Delivery
     "retention period) no longer exists.",
 )
 async def retry_delivery(
+    *,
     delivery_id: DeliveryIdPath,
     settings: SettingsDep,
     store: StoreDep,
     producer: ProducerDep,
     topics: TopicsDep,
+    principal: PrincipalDep,
 ) -> RetryAccepted:
-    delivery = await _load_delivery(store, delivery_id)
-    event = await store.deliveries.get_event(delivery.event_id)
+    delivery = await _load_delivery(store, delivery_id, principal.account_id)
+    event = await store.deliveries.get_event(delivery.event_id, delivery.account_id)
     if event is None:
         raise NotFound(
             f"the event {echo(delivery.event_id)} of this delivery has expired (past the "
@@ -198,12 +203,13 @@ async def retry_delivery(
     )
 
 
-async def _load_delivery(store: StorePort, delivery_id: str) -> DeliveryRecord:
-    """The delivery, or 404 if it is unknown or its webhook was deleted."""
+async def _load_delivery(store: StorePort, delivery_id: str, account_id: str) -> DeliveryRecord:
+    """The account's delivery, or 404 if it is unknown, another account's, or its webhook
+    was deleted."""
     delivery = await store.deliveries.get(delivery_id) if plausible_id(delivery_id) else None
-    if delivery is None:
+    if delivery is None or delivery.account_id != account_id:
         raise NotFound(f"no delivery {echo(delivery_id)}")
-    await load_webhook(store, delivery.webhook_id)
+    await load_webhook(store, delivery.webhook_id, account_id)
     return delivery
 
 
@@ -217,4 +223,5 @@ def _manual_attempt(delivery: DeliveryRecord, event: EventRecord) -> AttemptMess
         body=event.body,
         enqueued_at_ms=int(time.time() * 1000),
         origin=Origin.MANUAL,
+        account_id=delivery.account_id,
     )

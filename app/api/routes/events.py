@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter
 
 from app.api.auth import AuthenticatedRoute
-from app.api.deps import EventIdPath, SettingsDep, StoreDep, plausible_event_id
+from app.api.deps import EventIdPath, PrincipalDep, SettingsDep, StoreDep, plausible_event_id
 from app.api.errors import echo, error_responses
 from app.api.schemas import DeliveryPublic, EventDeliveries, EventType, EventTypeList
 from app.errors import NotFound
@@ -38,15 +38,18 @@ SEED_DESCRIPTIONS = {
     description="One delivery per webhook the event was sent to (deleted webhooks omitted). "
     "404 if the event is unknown or expired and no delivery of it remains.",
 )
-async def event_deliveries(event_id: EventIdPath, store: StoreDep) -> EventDeliveries:
+async def event_deliveries(
+    event_id: EventIdPath, store: StoreDep, principal: PrincipalDep
+) -> EventDeliveries:
     if not plausible_event_id(event_id):
         raise NotFound(f"no event {echo(event_id)}")
-    deliveries = await store.deliveries.list_by_event(event_id)
+    account = principal.account_id
+    deliveries = await store.deliveries.list_by_event(event_id, account)
     webhook_ids = sorted({d.webhook_id for d in deliveries})
     found = await asyncio.gather(*(store.webhooks.get(w) for w in webhook_ids))
     live = {w for w, hook in zip(webhook_ids, found, strict=True) if hook is not None}
     deliveries = [d for d in deliveries if d.webhook_id in live]
-    if not deliveries and await store.deliveries.get_event(event_id) is None:
+    if not deliveries and await store.deliveries.get_event(event_id, account) is None:
         raise NotFound(f"no event {echo(event_id)}")
     deliveries.sort(key=lambda d: d.created_at, reverse=True)
     return EventDeliveries(event_id=event_id, deliveries=[DeliveryPublic.of(d) for d in deliveries])

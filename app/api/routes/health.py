@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.accounts import DEFAULT_ACCOUNT
 from app.api.errors import error_response, error_responses
 from app.api.metrics import ApiMetrics
 from app.api.ports import StorePort
@@ -71,7 +72,7 @@ async def metrics(request: Request) -> Response:
 
 def cassandra_probe(store: StorePort) -> Probe:
     async def probe() -> None:
-        await store.webhooks.list_page(1, None)
+        await store.webhooks.list_page(1, None, DEFAULT_ACCOUNT)
 
     return probe
 

@@ -9,8 +9,16 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response, status
 
+from app.accounts import DEFAULT_ACCOUNT
 from app.api.auth import AuthenticatedRoute
-from app.api.deps import ProducerDep, SettingsDep, StoreDep, TopicsDep, WebhookDep
+from app.api.deps import (
+    PrincipalDep,
+    ProducerDep,
+    SettingsDep,
+    StoreDep,
+    TopicsDep,
+    WebhookDep,
+)
 from app.api.errors import ApiError, error_responses
 from app.api.paging import CursorQuery, LimitQuery, page_size
 from app.api.ports import StorePort
@@ -34,6 +42,7 @@ from app.api.schemas import (
 from app.api.validation import new_webhook, stamp, updated_webhook
 from app.deliveries import AttemptMessage, DeliveryStatus, Origin, delivery_id
 from app.events import build_event, format_timestamp
+from app.settings import Settings
 from app.store.records import DeliveryRecord, EventRecord
 from app.webhooks import TEST_EVENT_TYPE, generate_secret, rotated, validate_secret
 
@@ -61,8 +70,10 @@ async def create_webhook(
     store: StoreDep,
     producer: ProducerDep,
     topics: TopicsDep,
+    principal: PrincipalDep,
 ) -> WebhookCreated:
-    webhook = new_webhook(body, settings)
+    webhook = replace(new_webhook(body, settings), account_id=principal.account_id)
+    await check_webhook_limit(store, settings, principal.account_id)
     await store.webhooks.create(webhook)
     await publish_webhook(producer, topics, webhook)
     return WebhookCreated.of(webhook)
@@ -78,11 +89,14 @@ async def create_webhook(
 async def list_webhooks(
     settings: SettingsDep,
     store: StoreDep,
+    principal: PrincipalDep,
     limit: LimitQuery = None,
     cursor: CursorQuery = None,
 ) -> WebhookList:
     try:
-        webhooks, next_cursor = await store.webhooks.list_page(page_size(limit, settings), cursor)
+        webhooks, next_cursor = await store.webhooks.list_page(
+            page_size(limit, settings), cursor, principal.account_id
+        )
     except ValueError:
         raise ApiError(422, "malformed cursor", field="cursor") from None
     return WebhookList(webhooks=[WebhookPublic.of(w) for w in webhooks], next_cursor=next_cursor)
@@ -208,7 +222,14 @@ async def send_test_event(
         {"webhook_id": webhook.id, "message": TEST_MESSAGE},
     )
     await store.deliveries.save_event(
-        EventRecord(event.id, event.type, event.created_at, event.body, received_at=now)
+        EventRecord(
+            event.id,
+            event.type,
+            event.created_at,
+            event.body,
+            received_at=now,
+            account_id=webhook.account_id,
+        )
     )
     message = AttemptMessage(
         delivery_id=delivery_id(event.id, webhook.id),
@@ -219,6 +240,7 @@ async def send_test_event(
         body=event.body,
         enqueued_at_ms=int(now.timestamp() * 1000),
         origin=Origin.TEST,
+        account_id=webhook.account_id,
     )
     pending = DeliveryRecord(
         id=message.delivery_id,
@@ -230,6 +252,7 @@ async def send_test_event(
         created_at=now,
         updated_at=now,
         next_attempt_at=now,
+        account_id=webhook.account_id,
     )
     # Recorded before it is enqueued, so the worker's record of the attempt always wins.
     await store.deliveries.record(pending, None)
@@ -258,4 +281,22 @@ async def _record_withdrawn(store: StorePort, pending: DeliveryRecord) -> None:
             "withdrawn test delivery left pending: %s",
             type(exc).__name__,
             extra={"webhook_id": pending.webhook_id, "delivery_id": pending.id},
+        )
+
+
+async def check_webhook_limit(store: StorePort, settings: Settings, account_id: str) -> None:
+    """409 if the account already has as many webhooks as it may (its own limit, or
+    ``api.max_webhooks``). A count per create: creating webhooks is rare, and the count is
+    one index read. Two creates racing at the limit may both pass; the limit is a guard
+    against runaway scripts, not an exact quota."""
+    limit = settings.api.max_webhooks
+    if account_id != DEFAULT_ACCOUNT:
+        account = await store.accounts.get(account_id)
+        if account is not None and account.max_webhooks is not None:
+            limit = account.max_webhooks
+    if await store.webhooks.count(account_id) >= limit:
+        raise ApiError(
+            409,
+            f"the account has reached its limit of {limit} webhooks; delete one first",
+            type="webhook_limit",
         )
