@@ -59,6 +59,21 @@ async def test_sign_in_create_tail_retry_and_pause(
     await page.get_by_role("button", name="Reveal secret").click()
     secret = (await console.api.get(f"/v1/webhooks/{webhook_id}/secret")).json()["secret"]
     await expect(page.locator("#secret")).to_have_text(secret)
+    await page.get_by_role("button", name="Hide secret").click()
+    await expect(page.locator("#secret-box")).to_be_hidden()
+
+    # Rotation is offered where the API has it (and only there).
+    spec = (await console.api.get("/openapi.json")).json()
+    rotate = page.get_by_role("button", name="Rotate secret")
+    if "/v1/webhooks/{id}/secret/rotate" in spec["paths"]:
+        page.once("dialog", lambda dialog: dialog.accept())
+        await rotate.click()
+        await expect(page.locator("#flash")).to_contain_text("Secret rotated")
+        await expect(page.locator("#secret")).not_to_have_text(secret)
+        got = await console.api.get(f"/v1/webhooks/{webhook_id}/secret")
+        await expect(page.locator("#secret")).to_have_text(got.json()["secret"])
+    else:
+        await expect(rotate).to_be_hidden()
 
     # Live tail on, then an event: the page shows its delivery without a reload or a click.
     await page.get_by_label("Live tail (every 2 s)").check()
@@ -68,9 +83,6 @@ async def test_sign_in_create_tail_retry_and_pause(
     await expect(row).to_have_count(1, timeout=PIPELINE_TIMEOUT_MS)
     await expect(row.locator(".badge")).to_have_text("failed", timeout=PIPELINE_TIMEOUT_MS)
     assert len(console.receiver.at(path)) == 2
-    if shot := os.environ.get("HOOKSTREAM_CONSOLE_SCREENSHOT"):
-        await page.locator("#deliveries-title").scroll_into_view_if_needed()
-        await page.screenshot(path=str(Path(shot)), full_page=True)
 
     # Its attempts, then a manual retry that the receiver now accepts.
     await row.get_by_role("link").click()
@@ -100,6 +112,12 @@ async def test_sign_in_create_tail_retry_and_pause(
     await page.get_by_role("button", name="Send a test event").click()
     await expect(page.locator("#flash")).to_contain_text("Test event evt_test_")
     await expect(deliveries_row(page, "webhook.test")).to_have_count(1)
+    await page.get_by_label("Live tail (every 2 s)").check()  # follows the pending row
+    await expect(deliveries_row(page, "webhook.test").locator(".badge")).to_have_text(
+        "success", timeout=PIPELINE_TIMEOUT_MS
+    )
+    if shot := os.environ.get("HOOKSTREAM_CONSOLE_SCREENSHOT"):  # the README's picture
+        await page.screenshot(path=str(Path(shot)), full_page=True)
     await page.get_by_role("button", name="Pause").click()
     await expect(page.get_by_role("button", name="Resume")).to_be_visible()
     await expect(page.locator("#summary .badge")).to_have_text("paused")

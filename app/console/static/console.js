@@ -389,7 +389,10 @@ async function webhookPage() {
       if (!confirm("Rotate the signing secret? Receivers must learn the new one.")) return;
       try {
         const data = await guarded(api("POST", `${base}/secret/rotate`));
-        flash("Secret rotated.");
+        const until = (data && data.previous_secrets_expire_at) || [];
+        flash(until.length
+          ? `Secret rotated. The previous one keeps signing beside it until ${when(until[0])}.`
+          : "Secret rotated.");
         if (data && data.secret) {
           $("#secret").textContent = data.secret;
           $("#secret-box").hidden = false;
@@ -473,13 +476,20 @@ function deliveriesTable(base) {
       "tr",
       { "data-id": d.id, "data-status": d.status, className: fresh ? "fresh" : null },
       el("td", {}, timeEl(d.created_at)),
-      el("td", {}, el("code", { text: d.event_type })),
+      el("td", {}, el("code", { className: "nowrap", text: d.event_type })),
       el("td", {}, statusBadge(d.status), d.error ? el("div", { className: "muted", text: d.error }) : null),
       el("td", { text: d.status_code ?? "—" }),
       el("td", { text: d.attempts }),
       el("td", {}, link(`/deliveries/${encodeURIComponent(d.id)}`, d.id)),
       el("td", {}, el("code", { text: d.event_id })),
     );
+  }
+
+  // One row per delivery, its newest listing (a page may list a delivery twice while its
+  // records are being merged).
+  function unique(items) {
+    const seen = new Set();
+    return items.filter((d) => !seen.has(d.id) && seen.add(d.id));
   }
 
   async function fetchPage(pageCursor) {
@@ -492,7 +502,7 @@ function deliveriesTable(base) {
     const data = await fetchPage(pageCursor);
     cursor = pageCursor;
     nextCursor = data.next_cursor;
-    tbody.replaceChildren(...data.deliveries.map((d) => row(d, false)));
+    tbody.replaceChildren(...unique(data.deliveries).map((d) => row(d, false)));
     next.hidden = !nextCursor;
     first.hidden = !cursor;
     $("#deliveries-empty").hidden = data.deliveries.length > 0;
@@ -505,7 +515,7 @@ function deliveriesTable(base) {
     const data = await fetchPage(null);
     const shown = new Map([...tbody.children].map((tr) => [tr.dataset.id, tr]));
     const added = [];
-    for (const d of data.deliveries) {
+    for (const d of unique(data.deliveries)) {
       const old = shown.get(d.id);
       if (old) {
         const fresh = old.classList.contains("fresh");
