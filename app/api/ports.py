@@ -12,6 +12,7 @@ from typing import Protocol
 
 from app.accounts import Account
 from app.deliveries import DeliveryStatus
+from app.health import WebhookHealth
 from app.store.api_keys import StoredKey
 from app.store.records import AttemptRecord, DeliveryPage, DeliveryRecord, EventRecord
 from app.webhooks import Webhook
@@ -25,7 +26,7 @@ class WebhookRepo(Protocol):
     async def list_page(
         self, limit: int, cursor: str | None, account_id: str
     ) -> tuple[list[Webhook], str | None]: ...
-    async def count(self, account_id: str) -> int: ...
+    async def count(self, account_id: str, up_to: int) -> int: ...
 
 
 class DeliveryRepo(Protocol):
@@ -66,6 +67,10 @@ class AccountRepo(Protocol):
     async def all(self) -> list[Account]: ...
 
 
+class HealthRepo(Protocol):
+    async def get(self, webhook_id: str) -> WebhookHealth | None: ...
+
+
 class StorePort(Protocol):
     @property
     def webhooks(self) -> WebhookRepo: ...
@@ -75,6 +80,8 @@ class StorePort(Protocol):
     def api_keys(self) -> ApiKeyRepo: ...
     @property
     def accounts(self) -> AccountRepo: ...
+    @property
+    def health(self) -> HealthRepo: ...
 
 
 class ProducerPort(Protocol):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from app.accounts import DEFAULT_ACCOUNT
 from app.filters import filter_from_json
+from app.keyring import key_ring
 from app.settings import Settings
 from app.store.session import CassandraSession, Row, aexecute, all_pages, prepare
 from app.store.timeline import decode_id, encode_id, from_cql
@@ -31,6 +32,8 @@ class WebhookRepository:
 
     def __init__(self, session: CassandraSession, settings: Settings) -> None:
         self._session = session
+        # Secrets are sealed in every row written and opened in every row read (app.keyring).
+        self._ring = key_ring(settings)
         table = f"{settings.cassandra.keyspace}.webhooks"
         self._upsert = prepare(
             session,
@@ -47,7 +50,7 @@ class WebhookRepository:
             session,
             f"SELECT {_COLUMNS} FROM {table} WHERE account_id = ? AND token(id) > token(?) LIMIT ?",
         )
-        self._count = prepare(session, f"SELECT COUNT(*) AS n FROM {table} WHERE account_id = ?")
+        self._ids = prepare(session, f"SELECT id FROM {table} WHERE account_id = ? LIMIT ?")
 
     async def create(self, webhook: Webhook) -> None:
         """Store a new webhook. An upsert by id: repeating it is harmless (LOCAL_QUORUM)."""
@@ -56,7 +59,7 @@ class WebhookRepository:
     async def get(self, webhook_id: str) -> Webhook | None:
         """The webhook, or None if there is none with this id (LOCAL_QUORUM read)."""
         page = await aexecute(self._session, self._select, (webhook_id,))
-        return _webhook(page.rows[0]) if page.rows else None
+        return self._ring.open_webhook(_webhook(page.rows[0])) if page.rows else None
 
     async def update(self, webhook: Webhook) -> None:
         """Replace every field of the webhook. An idempotent upsert: it does not check that
@@ -92,23 +95,27 @@ class WebhookRepository:
             if owner != account_id or not last_id:
                 raise ValueError("the cursor belongs to another list")
             page = await aexecute(self._session, self._after, (account_id, last_id, limit))
-        webhooks = [_webhook(row) for row in page.rows]
+        webhooks = [self._ring.open_webhook(_webhook(row)) for row in page.rows]
         next_cursor = (
             encode_id(f"{account_id}/{webhooks[-1].id}") if len(webhooks) == limit else None
         )
         return webhooks, next_cursor
 
-    async def count(self, account_id: str) -> int:
-        """How many webhooks the account has (its limit's measure; an index count)."""
-        page = await aexecute(self._session, self._count, (account_id,))
-        return int(page.rows[0]["n"]) if page.rows else 0
+    async def count(self, account_id: str, up_to: int = 100_000) -> int:
+        """How many webhooks the account has, counting at most ``up_to`` (its limit's
+        measure). The ids through the account index, counted here: a CQL COUNT over an index
+        makes Cassandra warn of an aggregation without a partition key on every call."""
+        rows = await all_pages(self._session, self._ids, (account_id, up_to))
+        return len(rows)
 
     async def all(self) -> list[Webhook]:
         """Every webhook (the workers' periodic reload), paged 1,000 at a time without
         blocking the loop. The table is small: one row per subscription."""
-        return [_webhook(row) for row in await all_pages(self._session, self._scan, None)]
+        rows = await all_pages(self._session, self._scan, None)
+        return [self._ring.open_webhook(_webhook(row)) for row in rows]
 
     async def _write(self, webhook: Webhook) -> None:
+        webhook = self._ring.seal_webhook(webhook)
         await aexecute(
             self._session,
             self._upsert,

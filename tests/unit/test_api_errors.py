@@ -162,7 +162,7 @@ class _Webhooks:
     async def get(self, webhook_id: str) -> Webhook | None:
         return None
 
-    async def count(self, account_id: str) -> int:
+    async def count(self, account_id: str, up_to: int) -> int:
         return len(self.created)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Response, status
 
@@ -29,11 +29,13 @@ from app.api.publish import (
     publish_webhook,
 )
 from app.api.schemas import (
+    RecoverHint,
     SecretRotate,
     SecretRotated,
     TestAccepted,
     WebhookCreate,
     WebhookCreated,
+    WebhookHealthPublic,
     WebhookList,
     WebhookPublic,
     WebhookSecret,
@@ -42,9 +44,18 @@ from app.api.schemas import (
 from app.api.validation import new_webhook, stamp, updated_webhook
 from app.deliveries import AttemptMessage, DeliveryStatus, Origin, delivery_id
 from app.events import build_event, format_timestamp
+from app.keyring import key_ring
+from app.lifecycle import (
+    WEBHOOK_DISABLED,
+    WEBHOOK_ENABLED,
+    WEBHOOK_SECRET_ROTATED,
+    LifecycleEvent,
+    announce,
+    lifecycle_event,
+)
 from app.settings import Settings
 from app.store.records import DeliveryRecord, EventRecord
-from app.webhooks import TEST_EVENT_TYPE, generate_secret, rotated, validate_secret
+from app.webhooks import TEST_EVENT_TYPE, Webhook, generate_secret, rotated, validate_secret
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +86,7 @@ async def create_webhook(
     webhook = replace(new_webhook(body, settings), account_id=principal.account_id)
     await check_webhook_limit(store, settings, principal.account_id)
     await store.webhooks.create(webhook)
-    await publish_webhook(producer, topics, webhook)
+    await publish_webhook(producer, topics, webhook, key_ring(settings))
     return WebhookCreated.of(webhook)
 
 
@@ -109,8 +120,27 @@ async def list_webhooks(
     summary="Get a webhook",
     description="The webhook without its secret (see `GET /v1/webhooks/{id}/secret`).",
 )
-async def get_webhook(webhook: WebhookDep) -> WebhookPublic:
-    return WebhookPublic.of(webhook)
+async def get_webhook(webhook: WebhookDep, settings: SettingsDep, store: StoreDep) -> WebhookPublic:
+    return WebhookPublic.of(webhook, health=await _health(webhook, settings, store))
+
+
+@router.get(
+    "/{id}/health",
+    response_model=WebhookHealthPublic,
+    responses=error_responses(401, 404, 422, 503),
+    summary="Get a webhook's endpoint health",
+    description="Recent success rate, last success and failure, consecutive failures. "
+    "Updated by the workers about once a second.",
+)
+async def get_webhook_health(
+    webhook: WebhookDep, settings: SettingsDep, store: StoreDep
+) -> WebhookHealthPublic:
+    return await _health(webhook, settings, store)
+
+
+async def _health(webhook: Webhook, settings: Settings, store: StorePort) -> WebhookHealthPublic:
+    health = await store.health.get(webhook.id)
+    return WebhookHealthPublic.of(health, datetime.now(UTC), settings.lifecycle.health_window)
 
 
 @router.get(
@@ -147,8 +177,24 @@ async def rotate_webhook_secret(
     cfg = settings.lifecycle
     updated = rotated(webhook, new_secret, stamp(), cfg.secret_grace, cfg.max_previous_secrets)
     await store.webhooks.update(updated)
-    await publish_webhook(producer, topics, updated)
+    await publish_webhook(producer, topics, updated, key_ring(settings))
     log.info("webhook secret rotated", extra={"webhook_id": webhook.id})
+    await announce(
+        producer,
+        topics,
+        lifecycle_event(
+            WEBHOOK_SECRET_ROTATED,
+            account_id=updated.account_id,
+            webhook_id=updated.id,
+            about=(format_timestamp(updated.updated_at),),
+            data={
+                "previous_secrets_expire_at": [
+                    format_timestamp(p.expires_at) for p in updated.previous_secrets
+                ]
+            },
+            now=updated.updated_at,
+        ),
+    )
     return SecretRotated(
         secret=updated.secret,
         previous_secrets_expire_at=[
@@ -175,10 +221,49 @@ async def update_webhook(
     topics: TopicsDep,
 ) -> WebhookPublic:
     updated = updated_webhook(webhook, body, settings)
+    recover = None
+    if updated.active and not webhook.active:
+        # Re-enabled: the auto-disable's reason goes, and the answer offers to redeliver
+        # what failed (the recover route, by time range; it re-sends failed deliveries):
+        # every delivery that failed in the streak that led to the disable was created at
+        # most one retry schedule before the streak's first failure.
+        updated = replace(updated, disabled_reason=None, disabled_at=None)
+        health = await store.health.get(webhook.id)
+        streak = health.failing_since if health is not None else None
+        first = min(t for t in (streak, webhook.disabled_at, webhook.updated_at) if t is not None)
+        since = first - sum(settings.retry_schedule, timedelta(0))
+        recover = RecoverHint(
+            path=f"/v1/webhooks/{webhook.id}/recover", body={"since": format_timestamp(since)}
+        )
     if updated is not webhook:
         await store.webhooks.update(updated)
-        await publish_webhook(producer, topics, updated)
-    return WebhookPublic.of(updated)
+        await publish_webhook(producer, topics, updated, key_ring(settings))
+    if updated.active != webhook.active:
+        await announce(producer, topics, _switched(webhook, updated, recover))
+    return WebhookPublic.of(updated, recover=recover)
+
+
+def _ts(moment: datetime | None) -> str | None:
+    return format_timestamp(moment) if moment is not None else None
+
+
+def _switched(before: Webhook, after: Webhook, recover: RecoverHint | None) -> LifecycleEvent:
+    """The operator event of an API enable or disable."""
+    data: dict[str, object] = {"url": after.url, "automatic": False}
+    if recover is not None:
+        data["disabled_reason"] = before.disabled_reason
+        data["disabled_at"] = _ts(before.disabled_at)
+        data["recover"] = recover.model_dump()
+    else:
+        data["reason"] = "disabled through the API"
+    return lifecycle_event(
+        WEBHOOK_ENABLED if after.active else WEBHOOK_DISABLED,
+        account_id=after.account_id,
+        webhook_id=after.id,
+        about=(format_timestamp(after.updated_at),),
+        data=data,
+        now=after.updated_at,
+    )
 
 
 @router.delete(
@@ -294,7 +379,7 @@ async def check_webhook_limit(store: StorePort, settings: Settings, account_id: 
         account = await store.accounts.get(account_id)
         if account is not None and account.max_webhooks is not None:
             limit = account.max_webhooks
-    if await store.webhooks.count(account_id) >= limit:
+    if await store.webhooks.count(account_id, up_to=limit) >= limit:
         raise ApiError(
             409,
             f"the account has reached its limit of {limit} webhooks; delete one first",
