@@ -1,4 +1,5 @@
-"""``hookstream``: the roles (api, worker, scheduler, recorder, replayer, migrate, up) and their tools.
+"""``hookstream``: the roles (api, worker, scheduler, recorder, replayer, migrate, up) and
+their tools.
 
 All wiring happens here: settings are built once per command and passed down. Exit codes:
 0 success, 1 a failed operation (message on stderr), 2 bad usage or settings.
@@ -109,7 +110,6 @@ def recorder() -> None:
     settings = _settings()
     check_connectivity(settings)
     main(settings)
-
 
 
 @cli.command()
@@ -403,6 +403,7 @@ def accounts_enable(
 @cli.command()
 def replay(
     webhook_id: Annotated[str, typer.Argument(help="hook_…")],
+    *,
     since: Annotated[str, typer.Option(help="RFC 3339: events from this time.")],
     until: Annotated[str | None, typer.Option(help="RFC 3339 (default: now).")] = None,
     mode: Annotated[str, typer.Option(help="missing (undelivered only) or all.")] = "missing",

@@ -49,6 +49,7 @@ V1_ROUTERS = (
     replays.router,
 )
 
+
 def create_app(
     settings: Settings,
     store: StorePort,

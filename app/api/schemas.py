@@ -339,6 +339,50 @@ class RecoverAccepted(BaseModel):
     count: int = Field(description="Failed deliveries re-enqueued.")
 
 
+# --- replays --------------------------------------------------------------------------------
+
+
+class ReplayRequest(_Request):
+    model_config = ConfigDict(strict=False, extra="forbid")  # RFC 3339 strings, as above
+
+    since: datetime = Field(description="RFC 3339; events (by their Kafka timestamp) from.")
+    until: datetime | None = Field(
+        None, description="RFC 3339; events up to this time (default and at most: now)."
+    )
+    mode: Literal["missing", "all"] = Field(
+        "missing",
+        description="`missing`: only events without a successful delivery to this webhook; "
+        "`all`: every matching event once more (same `webhook-id`, origin `replay`). Either "
+        "way a delivery still being retried is left to its retries.",
+    )
+
+
+class ReplayPublic(BaseModel):
+    """A replay job and its progress (`GET /v1/replays/{id}`)."""
+
+    id: str = Field(examples=["rpl_5f2b8c0e9a1d4e7f0a1b2c3d"])
+    webhook_id: str
+    mode: Literal["missing", "all"]
+    status: Literal["queued", "running", "done", "cancelled", "failed"]
+    since: Timestamp
+    until: Timestamp
+    scanned: int = Field(description="Events read from the events topic so far.")
+    matched: int = Field(description="Of those, the webhook's (account, types and filter).")
+    enqueued: int = Field(description="Attempts enqueued to the webhook.")
+    skipped: int = Field(description="Matches not sent: delivered already, or in progress.")
+    progress: float = Field(description="Share of the range read, 0 to 1.")
+    cancel_requested: bool
+    earliest_available: Timestamp | None = Field(
+        description="Set when the events topic no longer held the start of the range "
+        "(retention): the time of the oldest event it still had, as far back as the replay "
+        "could go."
+    )
+    error: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    finished_at: Timestamp | None
+
+
 # --- catalogue and health -------------------------------------------------------------------
 
 

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 
-from app.settings import Settings
+from app.accounts import ACCOUNT_HEADER
+from app.settings import ReplaySettings, Settings
 from app.topics import Topics
 from tests.support import (
     Receiver,
@@ -31,6 +33,7 @@ from tests.support import (
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 ONE_PARTITION = b"same-key"  # every event of a test on one partition: matched in order
+REPLAY_RATE = 20.0  # attempts a second: slow enough to cancel a replay midway
 
 
 class Pipeline:
@@ -38,6 +41,7 @@ class Pipeline:
         self.settings = settings
         self.receiver = receiver
         self.api = api
+        self.sentinel: dict[str, Any] | None = None
 
     async def webhook(self, path: str, **fields: Any) -> dict[str, Any]:
         body = {"url": self.receiver.url(path), "events": ["user.created"], **fields}
@@ -60,14 +64,60 @@ class Pipeline:
                 out.add(pair)
         return out
 
+    async def settle(self) -> None:
+        """Return once the worker matched every event produced so far to ONE_PARTITION: a
+        sentinel event behind them reached the sentinel webhook. A webhook created after
+        this sees those events by replay only, never by the live match step."""
+        if self.sentinel is None:
+            self.sentinel = await self.webhook(
+                "/sentinel", events=["*"], filter={"data.sentinel": True}
+            )
+        marker = event(sentinel=True)
+        produce_events(self.settings, [marker], key=ONE_PARTITION)
+        await eventually(
+            lambda: marker["id"] in self.event_ids("/sentinel"), timeout=60, what="the sentinel"
+        )
+
+    async def replay(self, webhook_id: str, **body: Any) -> dict[str, Any]:
+        response = await self.api.post(f"/v1/webhooks/{webhook_id}/replay", json=body)
+        assert response.status_code == 202, response.text
+        job: dict[str, Any] = response.json()
+        return job
+
+    async def replay_state(self, replay_id: str) -> dict[str, Any]:
+        response = await self.api.get(f"/v1/replays/{replay_id}")
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        return job
+
+    async def finished(self, replay_id: str, timeout: float = 60) -> dict[str, Any]:
+        async def probe() -> dict[str, Any] | None:
+            job = await self.replay_state(replay_id)
+            return job if job["status"] not in ("queued", "running") else None
+
+        return await eventually(probe, timeout=timeout, what=f"replay {replay_id} to finish")
+
+    async def statuses(self, webhook_id: str) -> dict[str, str]:
+        """event id → delivery status, from the API's delivery log."""
+        response = await self.api.get(
+            f"/v1/webhooks/{webhook_id}/deliveries", params={"limit": 100}
+        )
+        assert response.status_code == 200, response.text
+        return {d["event_id"]: d["status"] for d in response.json()["deliveries"]}
+
 
 @pytest.fixture(scope="module")
 async def pipeline(stack_settings: Settings) -> AsyncIterator[Pipeline]:
-    settings = pipeline_settings(stack_settings, uuid.uuid4().hex[:10])
+    token = uuid.uuid4().hex[:10]
+    replay = ReplaySettings(
+        metrics_port=0, consumer_group=f"t{token}-replayer", rate=REPLAY_RATE, batch=50
+    )
+    settings = pipeline_settings(stack_settings, token, replay=replay)
     prepare(settings)
     receiver = Receiver()
     await receiver.start()
-    roles = [Role(name, settings).start() for name in ("api", "worker", "scheduler", "recorder")]
+    names = ("api", "worker", "scheduler", "recorder", "replayer")
+    roles = [Role(name, settings).start() for name in names]
     api = api_client(settings)
     try:
         await eventually(lambda: api_ready(api), timeout=90, what="the API to be ready")
@@ -144,3 +194,186 @@ async def test_each_receiver_gets_exactly_the_events_its_filter_passes(
         (both["id"], big["id"]),
         (marker["id"], big["id"]),
     }
+
+
+def a_while_ago() -> str:
+    # Kafka timestamps are the producer's clock (this machine's): a margin for rounding.
+    return (datetime.now(UTC) - timedelta(seconds=2)).isoformat()
+
+
+def produce_with_headers(
+    settings: Settings, events: list[tuple[dict[str, Any], list[tuple[str, bytes]]]]
+) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "acks": "all"})
+    for value, headers in events:
+        producer.produce(
+            settings.kafka.events_topic, orjson.dumps(value), key=ONE_PARTITION, headers=headers
+        )
+    assert producer.flush(30) == 0
+
+
+async def test_a_webhook_created_after_its_events_gets_them_by_replay(pipeline: Pipeline) -> None:
+    run = uuid.uuid4().hex[:8]
+    since = a_while_ago()
+    wanted = [event(run=run, n=i) for i in range(3)]
+    filtered_out = event(run="another-run")
+    other_type = event("project.created", run=run)
+    foreign = event(run=run, n=99)  # the same payload, but another account's event
+    produce_with_headers(
+        pipeline.settings,
+        [(e, []) for e in [*wanted, filtered_out, other_type]]
+        + [(foreign, [(ACCOUNT_HEADER, b"someone-else")])],
+    )
+    await pipeline.settle()
+    webhook = await pipeline.webhook("/backfill", filter={"data.run": run})
+    job = await pipeline.replay(webhook["id"], since=since)
+    assert job["status"] == "queued" and job["mode"] == "missing"
+
+    done = await pipeline.finished(job["id"])
+    assert done["status"] == "done", done
+    assert done["matched"] == 3 and done["enqueued"] == 3 and done["skipped"] == 0
+    assert done["scanned"] >= 6 and done["progress"] == 1.0
+    await eventually(
+        lambda: len(pipeline.event_ids("/backfill")) >= 3, timeout=30, what="the backfill"
+    )
+    assert sorted(pipeline.event_ids("/backfill")) == sorted(e["id"] for e in wanted)
+    # Done means every attempt was enqueued: the topic shows none for the others.
+    others = {filtered_out["id"], other_type["id"], foreign["id"]}
+    assert pipeline.attempted(others, {webhook["id"]}) == set()
+    sent = pipeline.receiver.at("/backfill")
+    assert {r.headers["webhook-id"] for r in sent} == {e["id"] for e in wanted}
+    assert {r.headers["X-Webhook-Attempt"] for r in sent} == {"1"}
+
+
+async def test_a_missing_replay_after_an_outage_sends_only_what_was_not_delivered(
+    pipeline: Pipeline,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    since = a_while_ago()
+    # Two events delivered, then the receiver is down for two events' five attempts each.
+    pipeline.receiver.script["/outage"] = [200, 200] + [500] * 10 + [200]
+    webhook = await pipeline.webhook("/outage", filter={"data.run": run})
+    delivered = [event(run=run, phase="before") for _ in range(2)]
+    produce_events(pipeline.settings, delivered, key=ONE_PARTITION)
+    await eventually(
+        lambda: len(pipeline.receiver.at("/outage")) >= 2, timeout=30, what="the first two"
+    )
+    lost = [event(run=run, phase="outage") for _ in range(2)]
+    produce_events(pipeline.settings, lost, key=ONE_PARTITION)
+
+    async def outage_over() -> bool:
+        states = await pipeline.statuses(webhook["id"])
+        return all(states.get(e["id"]) == "success" for e in delivered) and all(
+            states.get(e["id"]) == "failed" for e in lost
+        )
+
+    await eventually(outage_over, timeout=60, what="two delivered, two failed")
+    before = len(pipeline.receiver.at("/outage"))
+    assert before == 12
+
+    job = await pipeline.replay(webhook["id"], since=since, mode="missing")
+    done = await pipeline.finished(job["id"])
+    assert done["status"] == "done", done
+    assert (done["matched"], done["enqueued"], done["skipped"]) == (4, 2, 2)
+    await eventually(
+        lambda: len(pipeline.receiver.at("/outage")) >= before + 2, timeout=30, what="resends"
+    )
+    resent = pipeline.receiver.at("/outage")[before:]
+    assert sorted(orjson.loads(r.body)["id"] for r in resent) == sorted(e["id"] for e in lost)
+    assert {r.headers["X-Webhook-Attempt"] for r in resent} == {"6"}  # the chain continues
+    await eventually(
+        lambda: _all_success(pipeline, webhook["id"], [*delivered, *lost]),
+        timeout=30,
+        what="all four delivered in the log",
+    )
+
+
+async def _all_success(pipeline: Pipeline, webhook_id: str, events: list[dict[str, Any]]) -> bool:
+    states = await pipeline.statuses(webhook_id)
+    return all(states.get(e["id"]) == "success" for e in events)
+
+
+async def test_an_all_replay_resends_delivered_events_with_the_same_ids(
+    pipeline: Pipeline,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    since = a_while_ago()
+    webhook = await pipeline.webhook("/again", filter={"data.run": run})
+    sent = [event(run=run) for _ in range(2)]
+    produce_events(pipeline.settings, sent, key=ONE_PARTITION)
+    await eventually(lambda: _all_success(pipeline, webhook["id"], sent), what="delivered")
+    first = {
+        r.headers["webhook-id"]: r.headers["X-Webhook-Id"] for r in pipeline.receiver.at("/again")
+    }
+
+    job = await pipeline.replay(webhook["id"], since=since, mode="all")
+    done = await pipeline.finished(job["id"])
+    assert (done["status"], done["enqueued"]) == ("done", 2), done
+    got = await eventually(
+        lambda: len(pipeline.receiver.at("/again")) >= 4 and pipeline.receiver.at("/again"),
+        what="the resends",
+    )
+    again = {r.headers["webhook-id"]: r.headers["X-Webhook-Id"] for r in got[2:]}
+    assert again == first  # same webhook-id and delivery id: receivers dedupe
+    assert {r.headers["X-Webhook-Attempt"] for r in got[2:]} == {"2"}
+
+
+async def test_a_cancelled_replay_stops(pipeline: Pipeline) -> None:
+    run = uuid.uuid4().hex[:8]
+    since = a_while_ago()
+    total = 200  # ten seconds at the test's replay rate
+    produced = [event("user.updated", run=run) for _ in range(total)]
+    produce_events(pipeline.settings, produced, key=ONE_PARTITION)
+    await pipeline.settle()
+    webhook = await pipeline.webhook(
+        "/cancelled", events=["user.updated"], filter={"data.run": run}
+    )
+    job = await pipeline.replay(webhook["id"], since=since)
+
+    async def underway() -> bool:
+        return (await pipeline.replay_state(job["id"]))["enqueued"] >= 5
+
+    await eventually(underway, timeout=30, what="the replay to be underway")
+    cancel = await pipeline.api.post(f"/v1/replays/{job['id']}/cancel")
+    assert cancel.status_code == 202 and cancel.json()["cancel_requested"] is True
+    done = await pipeline.finished(job["id"])
+    assert done["status"] == "cancelled", done
+    assert 5 <= done["enqueued"] < total
+    # Stopped means nothing more is enqueued: the topic holds exactly what the job counted.
+    attempts = pipeline.attempted({e["id"] for e in produced}, {webhook["id"]})
+    assert len(attempts) == done["enqueued"]
+    again = await pipeline.api.post(f"/v1/replays/{job['id']}/cancel")
+    assert again.status_code == 409
+
+
+async def test_a_replay_beyond_retention_says_how_far_back_it_could_go(pipeline: Pipeline) -> None:
+    """Runs last in the module: it deletes the events topic's older records, as retention
+    would."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    run = uuid.uuid4().hex[:8]
+    gone = event(run=run)  # older than the retention cut below
+    produce_events(pipeline.settings, [gone], key=ONE_PARTITION)
+    topic = pipeline.settings.kafka.events_topic
+    admin = AdminClient({"bootstrap.servers": pipeline.settings.kafka.bootstrap_servers})
+    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    # Offset -1: delete everything up to the partition's current end.
+    doomed = [TopicPartition(topic, p, -1) for p in partitions]
+    for future in admin.delete_records(doomed).values():
+        future.result(30)
+    kept = [event(run=run) for _ in range(2)]
+    produce_events(pipeline.settings, kept, key=ONE_PARTITION)
+    await pipeline.settle()
+    webhook = await pipeline.webhook("/retention", filter={"data.run": run})
+    day_ago = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+
+    job = await pipeline.replay(webhook["id"], since=day_ago)
+    done = await pipeline.finished(job["id"])
+    assert (done["status"], done["enqueued"]) == ("done", 2), done  # not the deleted one
+    earliest = done["earliest_available"]
+    assert earliest is not None
+    moment = datetime.fromisoformat(earliest.replace("Z", "+00:00"))
+    assert datetime.now(UTC) - timedelta(minutes=2) < moment <= datetime.now(UTC)

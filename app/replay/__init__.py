@@ -1,0 +1,1 @@
+"""Replay and backfill: re-read the events topic for one webhook (see ``app.replay.jobs``)."""
