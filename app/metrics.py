@@ -14,6 +14,29 @@ DELIVERIES = Counter(
     "hookstream_deliveries_total", "Deliveries that reached a final status.", ["status"]
 )
 ATTEMPTS = Counter("hookstream_attempts_total", "HTTP attempts by outcome.", ["outcome"])
+# The one metric with the account as a label: final deliveries, the figure an operator
+# bills or alerts on per customer. Every other metric stays account-free, and this one is
+# bounded (``account_label``): a label per account multiplies series by accounts, so past
+# MAX_ACCOUNT_LABELS accounts seen by one process the rest count under "other".
+ACCOUNT_DELIVERIES = Counter(
+    "hookstream_account_deliveries_total",
+    "Deliveries that reached a final status, per account (the first 100 seen; then other).",
+    ["account", "status"],
+)
+MAX_ACCOUNT_LABELS = 100
+_ACCOUNT_LABELS: set[str] = set()
+
+
+def account_label(account_id: str) -> str:
+    """The account's own label for its first MAX_ACCOUNT_LABELS accounts, else "other"."""
+    if account_id in _ACCOUNT_LABELS:
+        return account_id
+    if len(_ACCOUNT_LABELS) < MAX_ACCOUNT_LABELS:
+        _ACCOUNT_LABELS.add(account_id)
+        return account_id
+    return "other"
+
+
 ATTEMPT_SECONDS = Histogram(
     "hookstream_attempt_duration_seconds", "Duration of one HTTP attempt.", buckets=LATENCY_BUCKETS
 )

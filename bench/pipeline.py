@@ -263,9 +263,10 @@ class Pipeline:
         settings = pipeline_settings(
             stack, self.token, delivery={"attempt_timeout": attempt_timeout}
         )
-        # one poll of the record-lag probe reads a whole sample set in one page
+        # one poll of the record-lag probe reads a whole sample set in one page, and the
+        # probes are one key: no per-key rate limit in the way of the measurement
         settings = settings.model_copy(
-            update={"api": settings.api.model_copy(update={"page_limit": 1000})}
+            update={"api": settings.api.model_copy(update={"page_limit": 1000, "rate_limit": 0})}
         )
         self.settings = isolate_groups(settings, self.token)
         self.topics = Topics.from_settings(self.settings)

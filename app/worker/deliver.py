@@ -22,6 +22,7 @@ from app import metrics
 from app.accounts import Standing
 from app.deliveries import AttemptMessage, DeliveryStatus, Origin, dead_letter_headers
 from app.delivery import AttemptRequest, AttemptResult, Delivered, Failed, FailureKind, Refused
+from app.lifecycle import DELIVERY_EXHAUSTED, DELIVERY_RECOVERED, emit, lifecycle_event
 from app.retries import Done, GiveUp, RetryAt, next_step
 from app.signing import attempt_headers, loggable_headers
 from app.store.records import AttemptRecord, DeliveryRecord
@@ -102,12 +103,15 @@ async def _deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
             if webhook is None
             else "account disabled"
             if account_off
+            else f"webhook disabled: {webhook.disabled_reason}"
+            if webhook.disabled_reason
             else "webhook paused"
         )
         log.info("delivery cancelled: %s", why, extra=context)
         cancelled = _record(message, created_at, DeliveryStatus.CANCELLED, error=why)
         await hand_off(ctx.health, lambda: ctx.records.record(cancelled, None))
         _DELIVERIES["cancelled"].inc()
+        _count_for_account(message.account_id, "cancelled")
         return
 
     started = datetime.now(UTC)
@@ -126,6 +130,14 @@ async def _deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
     finished = datetime.now(UTC)
     attempt = _attempt_record(message, started, result, loggable_headers(headers))
     _observe(message, result, attempt)
+    if ctx.webhook_health is not None:  # memory only: endpoint health and auto-disable
+        ctx.webhook_health.observe(
+            webhook,
+            ok=isinstance(result, Delivered),
+            at=finished,
+            status_code=attempt.status_code,
+            error=attempt.error,
+        )
 
     succeeded = isinstance(result, Delivered)
     final_failure = isinstance(result, Refused) or (
@@ -151,6 +163,8 @@ async def _deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
             )
             # DEBUG: one line per success costs ~3 % of the worker; the metrics count them.
             log.debug("delivered", extra={**context, "status_code": status_code})
+            if message.origin is Origin.MANUAL:  # a retry or recover of a failed delivery
+                produce.append(partial(_announce, ctx, DELIVERY_RECOVERED, webhook, state))
         case RetryAt(delay=delay, due_at=due_at):
             state = _record(
                 message,
@@ -196,6 +210,7 @@ async def _deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
             )
             metrics.DEAD_LETTERS.labels(reason).inc()
             log.warning("delivery failed: %s", attempt.error, extra=context)
+            produce.append(partial(_announce, ctx, DELIVERY_EXHAUSTED, webhook, state))
     # A first attempt from the match step has no earlier state in the log to move away from.
     first = message.attempt == 1 and message.origin is Origin.MATCH
     produce.append(partial(ctx.records.record, state, attempt, first=first))
@@ -207,6 +222,36 @@ async def _deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
         await asyncio.gather(*(hand_off(ctx.health, one) for one in produce))
     if not isinstance(step, RetryAt):
         _DELIVERIES[state.status.value].inc()
+        _count_for_account(message.account_id, state.status.value)
+
+
+async def _announce(
+    ctx: WorkerContext, event_type: str, webhook: Webhook, state: DeliveryRecord
+) -> None:
+    """The operator event of a delivery's end (part of the attempt's hand-off)."""
+    await emit(
+        ctx.producer,
+        ctx.topics,
+        lifecycle_event(
+            event_type,
+            account_id=webhook.account_id,
+            webhook_id=webhook.id,
+            about=(state.id, str(state.attempts)),
+            data={
+                "delivery_id": state.id,
+                "event_id": state.event_id,
+                "event_type": state.event_type,
+                "attempts": state.attempts,
+                "status_code": state.status_code,
+                "error": state.error,
+            },
+            now=state.updated_at,
+        ),
+    )
+
+
+def _count_for_account(account_id: str, status: str) -> None:
+    metrics.ACCOUNT_DELIVERIES.labels(metrics.account_label(account_id), status).inc()
 
 
 async def _find_webhook(ctx: WorkerContext, webhook_id: str) -> Webhook | None:

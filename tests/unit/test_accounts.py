@@ -134,3 +134,13 @@ def test_zero_means_no_limit() -> None:
     limiter = RateLimiter(rate=0, burst=1, clock=Clock())
     for _ in range(1000):
         limiter.take("k")
+
+
+def test_the_account_label_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import metrics
+
+    monkeypatch.setattr(metrics, "MAX_ACCOUNT_LABELS", 2)
+    monkeypatch.setattr(metrics, "_ACCOUNT_LABELS", set())
+    assert [metrics.account_label(a) for a in ("a", "b", "c", "a", "d", "b")] == [
+        "a", "b", "other", "a", "other", "b",
+    ]  # fmt: skip
