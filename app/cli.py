@@ -138,6 +138,13 @@ def _migrate(settings: Settings) -> None:
     _say(f"Cassandra keyspace {settings.cassandra.keyspace} is up to date")
     created = create_topics(settings)
     _say(f"Kafka topics: {len(created)} created, the rest already existed")
+    from app.keyring import key_ring
+    from app.reseal import reseal_webhooks
+
+    if key_ring(settings).enabled:
+        _say(f"webhook secrets: {reseal_webhooks(settings)} re-sealed with the newest key")
+    else:
+        _say("webhook secrets: no HOOKSTREAM_SECRETS__KEYS, they stay in plain text")
 
 
 @cli.command()

@@ -363,6 +363,49 @@ class StackSettings(_Group):
     kafka_heap: str = Field("512m", description="Kafka -Xmx.")
 
 
+class SecretsSettings(_Group):
+    """The key ring that seals webhook secrets at rest (``app.keyring``)."""
+
+    keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(),
+        description="Base64 32-byte AES keys, newest first, comma-separated: new secrets are "
+        "sealed with the first, any opens what it sealed. None: secrets stay plain (warned).",
+    )
+    keys_file: Path | None = Field(
+        None, description="A file with the keys, one per line, newest first; wins if set."
+    )
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("keys")
+    @classmethod
+    def _valid_keys(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        from app.keyring import decode_key
+
+        for key in value:
+            decode_key(key.get_secret_value())  # raises ValueError, named by load_settings
+        return value
+
+    @model_validator(mode="after")
+    def _read_keys_file(self) -> SecretsSettings:
+        if self.keys_file is None:
+            return self
+        try:
+            lines = Path(self.keys_file).read_text().split()
+        except OSError as exc:
+            raise ValueError(f"cannot read {self.keys_file}: {exc.strerror}") from None
+        keys = tuple(SecretStr(line) for line in lines)
+        for key in keys:
+            from app.keyring import decode_key
+
+            decode_key(key.get_secret_value())
+        object.__setattr__(self, "keys", keys)  # frozen; still inside validation
+        return self
+
+
 class LogSettings(_Group):
     format: Literal["auto", "json", "text"] = Field(
         "auto", description="json in containers, text on a terminal (auto decides by tty)."
@@ -405,6 +448,7 @@ class Settings(BaseSettings):
     replay: ReplaySettings = Field(default_factory=ReplaySettings)  # type: ignore[arg-type]
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)  # type: ignore[arg-type]
     stack: StackSettings = Field(default_factory=StackSettings)  # type: ignore[arg-type]
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)  # type: ignore[arg-type]
     log: LogSettings = Field(default_factory=LogSettings)  # type: ignore[arg-type]
 
     @field_validator("retry_schedule", mode="before")

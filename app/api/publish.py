@@ -29,6 +29,7 @@ from app.api.errors import Unavailable
 from app.api.ports import ProducerPort
 from app.deliveries import AttemptMessage
 from app.errors import HandOffError
+from app.keyring import KeyRing
 from app.settings import Settings
 from app.topics import Topics
 from app.webhooks import Webhook, webhook_to_json
@@ -52,9 +53,15 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-async def publish_webhook(producer: ProducerPort, topics: Topics, webhook: Webhook) -> bool:
-    """Publish the webhook's current state; False (logged) if Kafka did not take it."""
-    return await _notice(producer, topics, webhook.id, webhook_to_json(webhook))
+async def publish_webhook(
+    producer: ProducerPort, topics: Topics, webhook: Webhook, ring: KeyRing | None = None
+) -> bool:
+    """Publish the webhook's current state; False (logged) if Kafka did not take it.
+
+    ``ring`` (``app.keyring.key_ring(settings)``) seals its secrets on the topic; every API
+    caller passes it (None publishes them as they are: tests of the notice format)."""
+    sealed = ring.seal_webhook(webhook) if ring is not None else webhook
+    return await _notice(producer, topics, webhook.id, webhook_to_json(sealed))
 
 
 async def publish_account(producer: ProducerPort, topics: Topics, account: Account) -> bool:

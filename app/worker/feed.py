@@ -22,6 +22,7 @@ from app import metrics
 from app.accounts import AccountDirectory, account_from_json
 from app.errors import HookstreamError
 from app.kafka import admin_client, aiokafka_config
+from app.keyring import SealedSecretError, key_ring
 from app.matching import WebhookIndex
 from app.settings import Settings
 from app.store import Store
@@ -41,6 +42,7 @@ class WebhookFeed:
         accounts: AccountDirectory,
     ):
         self._settings = settings
+        self._ring = key_ring(settings)
         self._topic = topics.webhooks
         self._accounts_topic = topics.accounts
         self._index = index
@@ -154,9 +156,13 @@ class WebhookFeed:
             self._deleted[webhook_id] = time.monotonic()
         else:
             try:
-                webhook = webhook_from_json(value)
+                # Its secrets are sealed on the topic (app.keyring); opened here, in memory.
+                webhook = self._ring.open_webhook(webhook_from_json(value))
             except (ValueError, KeyError, TypeError):
                 log.warning("unreadable webhook change for %s ignored", webhook_id)
+                return
+            except SealedSecretError as exc:
+                log.error("webhook change ignored: %s", exc)
                 return
             self._deleted.pop(webhook_id, None)
             self._index.put(webhook)

@@ -11,6 +11,7 @@ Ports 49092/49093 (Kafka) and 49042/49000 (Cassandra), apart from every other st
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import uuid
@@ -23,20 +24,28 @@ from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
+from app.api.publish import publish_webhook
+from app.kafka import AsyncProducer
+from app.keyring import PREFIX, decode_key, key_id, new_key
 from app.localstack.layout import on_ports
 from app.localstack.secure import new_ca
 from app.localstack.testing import ensure_stack
-from app.settings import Settings
+from app.settings import SecretsSettings, Settings
+from app.store import Store
+from app.store.session import connect
+from app.topics import Topics
 from tests.support import (
     Receiver,
     Role,
     api_client,
     api_ready,
+    create_webhook,
     event,
     eventually,
     pipeline_settings,
     prepare,
     produce_events,
+    read_topic,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -57,7 +66,12 @@ def secure_settings(request: pytest.FixtureRequest) -> Settings:
 
 @pytest.fixture(scope="module")
 def settings(secure_settings: Settings) -> Settings:
-    settings = pipeline_settings(secure_settings, uuid.uuid4().hex[:10])
+    """The pipeline's settings: the secure servers, and a key ring sealing webhook secrets."""
+    settings = pipeline_settings(
+        secure_settings,
+        uuid.uuid4().hex[:10],
+        secrets=SecretsSettings(keys=(SecretStr(new_key()),)),
+    )
     prepare(settings)  # migrate over TLS with a password, topics over SASL_SSL
     return settings
 
@@ -132,6 +146,75 @@ async def test_an_event_is_delivered_and_logged_through_the_secured_servers(
         deliveries = await eventually(logged, timeout=30, what="the delivery in the log")
         assert deliveries[0]["event_id"] == sent["id"]
         assert deliveries[0]["attempts"] == 1
+
+        # At rest the secret is sealed: neither the row nor the topic record holds it, yet the
+        # worker signed with it (above) and the API reads it back.
+        row = _raw_row(settings, webhook["id"])
+        assert row["secret"].startswith(PREFIX), row
+        assert webhook["secret"] not in str(row)
+        records = [m for m in read_topic(settings, Topics.from_settings(settings).webhooks)]
+        mine = [m.value() for m in records if m.key() == webhook["id"].encode()]
+        assert mine, "the webhook's record on the compacted topic"
+        assert all(webhook["secret"].encode() not in value for value in mine)
+        assert all(PREFIX.encode() in value for value in mine)
+        secret = await api.get(f"/v1/webhooks/{webhook['id']}/secret")
+        assert secret.json()["secret"] == webhook["secret"]
+
+
+def _raw_row(settings: Settings, webhook_id: str) -> dict[str, object]:
+    """The webhook's row as Cassandra holds it (the driver, no repository in between)."""
+    session = connect(settings)
+    try:
+        row: dict[str, object] = session.execute(
+            f"SELECT secret, previous_secrets FROM {settings.cassandra.keyspace}.webhooks "
+            "WHERE id = %s",
+            (webhook_id,),
+        ).one()
+        return row
+    finally:
+        session.cluster.shutdown()
+
+
+async def test_migrate_seals_plain_secrets_from_before_and_reseals_to_a_new_key(
+    settings: Settings,
+) -> None:
+    """Rows and topic records written without a key are sealed by ``hookstream migrate``;
+    after a new key joins the ring (newest first), the next migrate re-seals to it."""
+    plain = settings.model_copy(update={"secrets": SecretsSettings()})
+    topics = Topics.from_settings(settings)
+    store = await Store.connect(plain)
+    producer = AsyncProducer(plain)
+    try:
+        before = await create_webhook(store, "https://example.com/plain")
+        assert await publish_webhook(producer, topics, before)  # as an older API published it
+    finally:
+        await asyncio.to_thread(producer.close)
+        await store.close()
+    assert _raw_row(settings, before.id)["secret"] == before.secret  # plain, as before
+
+    migrate_role = Role("migrate", settings).start()
+    assert await migrate_role.exited(60) == 0, migrate_role.log()
+    first = settings.secrets.keys[0].get_secret_value()
+    sealed = str(_raw_row(settings, before.id)["secret"])
+    assert sealed.startswith(f"{PREFIX}{key_id(decode_key(first))}:")
+    latest = [m for m in read_topic(settings, topics.webhooks) if m.key() == before.id.encode()]
+    assert before.secret.encode() not in latest[-1].value()
+
+    newer = new_key()
+    rotated = settings.model_copy(
+        update={"secrets": SecretsSettings(keys=(SecretStr(newer), SecretStr(first)))}
+    )
+    migrate_role = Role("migrate", rotated).start()
+    assert await migrate_role.exited(60) == 0, migrate_role.log()
+    assert "re-sealed with the newest key" in migrate_role.log()
+    resealed = str(_raw_row(settings, before.id)["secret"])
+    assert resealed.startswith(f"{PREFIX}{key_id(decode_key(newer))}:")
+    store = await Store.connect(rotated)
+    try:
+        got = await store.webhooks.get(before.id)
+    finally:
+        await store.close()
+    assert got is not None and got.secret == before.secret
 
 
 def _kafka(settings: Settings, **update: object) -> Settings:
