@@ -35,6 +35,7 @@ ROLES: tuple[RoleSpec, ...] = (
     RoleSpec("worker", ("worker",)),
     RoleSpec("scheduler", ("scheduler",)),
     RoleSpec("recorder", ("recorder",)),
+    RoleSpec("replayer", ("replayer",)),
 )
 POLL_INTERVAL = 0.5  # seconds between looks at the children: an exit is noticed this late
 

@@ -35,7 +35,7 @@ K8S = DEPLOY / "k8s"
 DOCKERFILE = DEPLOY / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 OVERLAYS = ("base", "keda", "hpa")
-ROLES = ("api", "worker", "scheduler", "recorder")
+ROLES = ("api", "worker", "scheduler", "recorder", "replayer")
 HOOKSTREAM_SERVICES = ("migrate", *ROLES)
 K8S_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 PREFIX = "HOOKSTREAM_"
@@ -659,8 +659,9 @@ def test_compose_hookstream_service(name: str) -> None:
             "worker": DEFAULTS.worker.metrics_port,
             "scheduler": DEFAULTS.scheduler.metrics_port,
             "recorder": DEFAULTS.recorder.metrics_port,
+            "replayer": DEFAULTS.replay.metrics_port,
         }[name]
-        path = "/healthz" if name in {"api", "recorder"} else "/metrics"
+        path = "/healthz" if name in {"api", "recorder", "replayer"} else "/metrics"
         assert f":{port}{path}" in check
         env = compose_env(service)
         configured = {
@@ -668,6 +669,7 @@ def test_compose_hookstream_service(name: str) -> None:
             "worker": env.get("HOOKSTREAM_WORKER__METRICS_PORT"),
             "scheduler": env.get("HOOKSTREAM_SCHEDULER__METRICS_PORT"),
             "recorder": env.get("HOOKSTREAM_RECORDER__METRICS_PORT"),
+            "replayer": env.get("HOOKSTREAM_REPLAY__METRICS_PORT"),
         }[name]
         assert configured in (None, str(port))
 
