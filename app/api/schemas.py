@@ -8,13 +8,14 @@ event type catalogue, the secret format) happens in ``app.api.service`` and rais
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.deliveries import DeliveryStatus
 from app.events import format_timestamp
+from app.health import WebhookHealth
 from app.store.records import AttemptRecord, DeliveryRecord
 from app.webhooks import Webhook
 
@@ -129,6 +130,61 @@ class WebhookUpdate(_Request):
     secret: Secret | None = Field(default=None, json_schema_extra=_not_null)
 
 
+def _none(value: object) -> bool:
+    return value is None
+
+
+class WebhookHealthPublic(BaseModel):
+    """A webhook's endpoint health, from its attempts (``app.health``)."""
+
+    success_rate: float | None = Field(
+        description="Successful attempts / attempts over the current and previous health "
+        "window (`HOOKSTREAM_LIFECYCLE__HEALTH_WINDOW`); null without recent attempts."
+    )
+    recent_attempts: int
+    recent_failures: int
+    consecutive_failures: int = Field(description="Failed attempts since the last success.")
+    last_success_at: Timestamp | None
+    last_failure_at: Timestamp | None
+    failing_since: Timestamp | None = Field(
+        description="The first failure after the last success (null while succeeding)."
+    )
+    last_status_code: int | None
+    last_error: str | None
+
+    @classmethod
+    def of(
+        cls, health: WebhookHealth | None, now: datetime, window: timedelta
+    ) -> WebhookHealthPublic:
+        if health is None:
+            return cls(
+                success_rate=None, recent_attempts=0, recent_failures=0, consecutive_failures=0,
+                last_success_at=None, last_failure_at=None, failing_since=None,
+                last_status_code=None, last_error=None,
+            )  # fmt: skip
+        ok, failed = health.recent(now, window)
+        return cls(
+            success_rate=health.success_rate(now, window),
+            recent_attempts=ok + failed,
+            recent_failures=failed,
+            consecutive_failures=health.consecutive_failures,
+            last_success_at=_ts(health.last_success_at),
+            last_failure_at=_ts(health.last_failure_at),
+            failing_since=_ts(health.failing_since),
+            last_status_code=health.last_status_code,
+            last_error=health.last_error,
+        )
+
+
+class RecoverHint(BaseModel):
+    method: Literal["POST"] = "POST"
+    path: str = Field(examples=["/v1/webhooks/hook_123/recover"])
+    body: dict[str, str] = Field(
+        description="The time range since the webhook was disabled.",
+        examples=[{"since": "2026-01-15T12:00:00Z"}],
+    )
+
+
 class WebhookPublic(BaseModel):
     """A webhook as every read shows it: without its secret."""
 
@@ -141,10 +197,39 @@ class WebhookPublic(BaseModel):
     description: str | None
     metadata: dict[str, str]
     filter: dict[str, Any] | None = Field(None, exclude_if=_filter_absent)
+    disabled_reason: str | None = Field(
+        None,
+        exclude_if=_none,
+        description="Why Hookstream disabled the webhook (410 Gone, or every attempt failed "
+        "for the disable period); shown while it stays disabled.",
+    )
+    disabled_at: Timestamp | None = Field(None, exclude_if=_none)
+    health: WebhookHealthPublic | None = Field(
+        None, exclude_if=_none, description="Endpoint health (GET of one webhook only)."
+    )
+    recover: RecoverHint | None = Field(
+        None,
+        exclude_if=_none,
+        description="In the answer that re-enables an auto-disabled webhook: how to redeliver "
+        "what failed meanwhile.",
+    )
 
     @classmethod
-    def of(cls, webhook: Webhook) -> WebhookPublic:
-        return cls.model_validate(_webhook_fields(webhook))
+    def of(
+        cls,
+        webhook: Webhook,
+        health: WebhookHealthPublic | None = None,
+        recover: RecoverHint | None = None,
+    ) -> WebhookPublic:
+        return cls.model_validate(
+            {
+                **_webhook_fields(webhook),
+                "disabled_reason": webhook.disabled_reason,
+                "disabled_at": _ts(webhook.disabled_at),
+                "health": health,
+                "recover": recover,
+            }
+        )
 
 
 class WebhookCreated(BaseModel):

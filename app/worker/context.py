@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from app.delivery import Sender
     from app.store import Store
     from app.store.records import AttemptRecord, DeliveryRecord, EventRecord
+    from app.worker.health import HealthTracker
 
 
 class RecordSink(Protocol):
@@ -61,3 +62,5 @@ class WorkerContext:
     attempting: set[str]
     # Each webhook's signing keys, prepared once per webhook version (not per attempt).
     keys: KeyCache = field(default_factory=KeyCache)
+    # Endpoint health and auto-disable (app.worker.health); None: not tracked (tests).
+    webhook_health: HealthTracker | None = None

@@ -32,6 +32,7 @@ from app.worker.context import WorkerContext
 from app.worker.deliver import deliver_message
 from app.worker.feed import WebhookFeed
 from app.worker.handoff import Health
+from app.worker.health import HealthTracker
 from app.worker.match import match_event
 from app.worker.recent import RecentEvents
 from app.worker.stream import consume
@@ -121,6 +122,7 @@ def build_app(settings: Settings) -> faust.App:
         await feed.start()
         await feed.ready.wait()
         producer = AsyncProducer(settings, **{"message.timeout.ms": HAND_OFF_TIMEOUT_MS})
+        webhook_health = HealthTracker(settings, topics, store, producer, index)
         ctx = WorkerContext(
             settings=settings,
             topics=topics,
@@ -134,7 +136,9 @@ def build_app(settings: Settings) -> faust.App:
             recent=RecentEvents(settings.worker.dedupe_window),
             attempted=RecentEvents(settings.worker.dedupe_window),
             attempting=set(),
+            webhook_health=webhook_health,
         )
+        webhook_health.start()
         attempts = AttemptConsumer(
             settings,
             [topics.deliveries, topics.redeliver],
@@ -153,6 +157,8 @@ def build_app(settings: Settings) -> faust.App:
         if ctx is None:
             return
         await state["attempts"].stop()
+        if ctx.webhook_health is not None:
+            await ctx.webhook_health.stop()
         await state["feed"].stop()
         await ctx.sender.close()
         ctx.producer.close()

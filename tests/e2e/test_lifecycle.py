@@ -14,11 +14,13 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from standardwebhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from app.settings import Settings
+from app.topics import Topics
 from tests.support import (
     Received,
     Receiver,
@@ -30,6 +32,7 @@ from tests.support import (
     pipeline_settings,
     prepare,
     produce_events,
+    read_topic,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -166,3 +169,160 @@ async def test_rotation_takes_a_supplied_secret_and_refuses_a_bad_one(pipeline: 
     assert standard_ok(request, StandardWebhook(webhook["secret"]))  # the generated one, in grace
     missing = await pipeline.api.post("/v1/webhooks/hook_nope/secret/rotate")
     assert missing.status_code == 404
+
+
+def lifecycle_events(pipeline: Pipeline, webhook_id: str) -> list[tuple[dict[str, Any], str]]:
+    """(event, hookstream-account header) of every operator event about ``webhook_id``."""
+    topic = Topics.from_settings(pipeline.settings).lifecycle
+    out = []
+    for message in read_topic(pipeline.settings, topic, timeout=5):
+        value = orjson.loads(message.value())
+        if value["data"]["webhook_id"] == webhook_id:
+            headers = dict(message.headers() or [])
+            out.append((value, headers.get("hookstream-account", b"").decode()))
+    return out
+
+
+async def lifecycle_types(pipeline: Pipeline, webhook_id: str, *wanted: str) -> list[str]:
+    async def probe() -> list[str] | None:
+        types = [e["type"] for e, _ in lifecycle_events(pipeline, webhook_id)]
+        return types if all(t in types for t in wanted) else None
+
+    return await eventually(probe, timeout=30, what=f"operator events {wanted}")
+
+
+async def webhook_state(pipeline: Pipeline, webhook_id: str) -> dict[str, Any]:
+    response = await pipeline.api.get(f"/v1/webhooks/{webhook_id}")
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def test_a_410_disables_at_once_and_re_enabling_offers_recovery(pipeline: Pipeline) -> None:
+    pipeline.receiver.script["/gone"] = [410, 200]
+    webhook = await pipeline.webhook("/gone")
+    first = event()
+    await delivered(pipeline, "/gone", first)
+
+    async def disabled() -> dict[str, Any] | None:
+        state = await webhook_state(pipeline, webhook["id"])
+        return state if not state["active"] else None
+
+    state = await eventually(disabled, timeout=15, what="the webhook to be disabled")
+    assert "410" in state["disabled_reason"] and state["disabled_at"]
+    assert state["health"]["consecutive_failures"] == 1
+    assert state["health"]["last_status_code"] == 410
+
+    # A later event does not match it any more: the other webhooks of the pipeline get it,
+    # this one has no delivery of it and no request.
+    later = event()
+    await delivered(pipeline, "/rotate", later)
+
+    async def recorded() -> list[dict[str, Any]] | None:
+        response = await pipeline.api.get(f"/v1/events/{later['id']}/deliveries")
+        items: list[dict[str, Any]] = response.json().get("deliveries", [])
+        return items if any(d["status"] == "success" for d in items) else None
+
+    assert webhook["id"] not in {d["webhook_id"] for d in await eventually(recorded)}
+    assert not any(later["id"].encode() in r.body for r in pipeline.receiver.at("/gone"))
+
+    # Re-enabling answers how to recover what failed; recovering redelivers the 410'd one.
+    enabled = await pipeline.api.patch(f"/v1/webhooks/{webhook['id']}", json={"active": True})
+    assert enabled.status_code == 200, enabled.text
+    body = enabled.json()
+    assert body["active"] is True and "disabled_reason" not in body
+    hint = body["recover"]
+    assert hint["path"] == f"/v1/webhooks/{webhook['id']}/recover"
+    # From the first failure of the streak (the 410'd delivery), which is before the disable.
+    assert hint["body"]["since"] <= state["disabled_at"]
+    recovered = await pipeline.api.post(hint["path"], json=hint["body"])
+    assert recovered.status_code == 202 and recovered.json()["count"] == 1, recovered.text
+    await eventually(
+        lambda: (
+            len([r for r in pipeline.receiver.at("/gone") if first["id"].encode() in r.body]) == 2
+        ),
+        timeout=15,
+        what="the recovered delivery",
+    )
+
+    types = await lifecycle_types(
+        pipeline, webhook["id"], "delivery.exhausted", "webhook.disabled", "webhook.enabled",
+        "delivery.recovered",
+    )  # fmt: skip
+    assert types.index("webhook.disabled") < types.index("webhook.enabled")
+    events = {e["type"]: (e, account) for e, account in lifecycle_events(pipeline, webhook["id"])}
+    disabled_event, account = events["webhook.disabled"]
+    assert account == "default" and disabled_event["data"]["account_id"] == "default"
+    assert set(disabled_event) == {"id", "type", "created_at", "data"}
+    assert disabled_event["data"]["automatic"] is True and "410" in disabled_event["data"]["reason"]
+    exhausted = events["delivery.exhausted"][0]["data"]
+    assert exhausted["event_id"] == first["id"] and exhausted["status_code"] == 410
+    assert events["delivery.recovered"][0]["data"]["event_id"] == first["id"]
+    assert events["webhook.enabled"][0]["data"]["recover"] == hint
+
+
+async def test_a_webhook_failing_for_the_whole_period_is_disabled(pipeline: Pipeline) -> None:
+    # disable_after is compressed to 3 s; the retry schedule is 0, 1, 2, 3, 4 s: the 4th
+    # attempt (6 s after the first) finds every attempt failed for longer than the period.
+    pipeline.receiver.script["/down"] = [500]
+    healthy = await pipeline.webhook("/up")
+    webhook = await pipeline.webhook("/down")
+    sent = event()
+    produce_events(pipeline.settings, [sent])
+
+    async def disabled() -> dict[str, Any] | None:
+        state = await webhook_state(pipeline, webhook["id"])
+        return state if not state["active"] else None
+
+    state = await eventually(disabled, timeout=30, what="the failing webhook disabled")
+    assert state["disabled_reason"].startswith("every attempt failed for 3s")
+    health = (await pipeline.api.get(f"/v1/webhooks/{webhook['id']}/health")).json()
+    assert health["success_rate"] == 0.0 and health["last_success_at"] is None
+    assert health["consecutive_failures"] >= 3 and health["failing_since"] is not None
+    await lifecycle_types(pipeline, webhook["id"], "webhook.disabled")
+
+    # Its retry still scheduled when it was disabled ends cancelled, with the reason.
+    async def cancelled() -> dict[str, Any] | None:
+        response = await pipeline.api.get(f"/v1/events/{sent['id']}/deliveries")
+        items = [
+            d for d in response.json().get("deliveries", []) if d["webhook_id"] == webhook["id"]
+        ]
+        return items[0] if items and items[0]["status"] == "cancelled" else None
+
+    delivery = await eventually(cancelled, timeout=20, what="the pending retry cancelled")
+    assert delivery["error"] == "webhook disabled: " + state["disabled_reason"]
+    attempts = [r for r in pipeline.receiver.at("/down") if sent["id"].encode() in r.body]
+    assert len(attempts) == delivery["attempts"] and 3 <= len(attempts) <= 4
+
+    # The healthy webhook beside it stays enabled, its health says so.
+    await delivered(pipeline, "/up", event())
+
+    async def healthy_health() -> dict[str, Any] | None:
+        body: dict[str, Any] = (
+            await pipeline.api.get(f"/v1/webhooks/{healthy['id']}/health")
+        ).json()
+        return body if body["success_rate"] == 1.0 else None
+
+    good = await eventually(healthy_health, timeout=10, what="the healthy webhook's health")
+    assert good["consecutive_failures"] == 0 and good["last_success_at"] is not None
+    assert (await webhook_state(pipeline, healthy["id"]))["active"] is True
+
+
+async def test_rotation_and_pausing_are_announced_on_the_lifecycle_topic(
+    pipeline: Pipeline,
+) -> None:
+    webhook = await pipeline.webhook("/announced")
+    rotated = await pipeline.api.post(f"/v1/webhooks/{webhook['id']}/secret/rotate")
+    assert rotated.status_code == 200
+    paused = await pipeline.api.patch(f"/v1/webhooks/{webhook['id']}", json={"active": False})
+    assert paused.status_code == 200 and "recover" not in paused.json()
+    await lifecycle_types(pipeline, webhook["id"], "webhook.secret_rotated", "webhook.disabled")
+    events = {e["type"]: e for e, _ in lifecycle_events(pipeline, webhook["id"])}
+    rotation = events["webhook.secret_rotated"]
+    assert (
+        rotation["data"]["previous_secrets_expire_at"]
+        == (rotated.json()["previous_secrets_expire_at"])
+    )
+    assert rotated.json()["secret"] not in orjson.dumps(rotation).decode()
+    assert webhook["secret"] not in orjson.dumps(rotation).decode()
+    assert events["webhook.disabled"]["data"]["automatic"] is False
