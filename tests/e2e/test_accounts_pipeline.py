@@ -5,6 +5,11 @@ default account still works with no header at all."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +20,7 @@ import pytest
 from app.settings import Settings
 from app.topics import Topics
 from tests.support import (
+    API_KEY,
     Receiver,
     Role,
     api_client,
@@ -25,6 +31,7 @@ from tests.support import (
     prepare,
     produce_events,
     read_topic,
+    settings_env,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -207,3 +214,61 @@ async def test_events_of_unknown_bad_or_disabled_accounts_are_dead_lettered(
         disabled_event["id"]: b"account_disabled",
         bad["id"]: b"bad_account",
     }
+
+
+def hookstream(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        **settings_env(settings),
+        "HOOKSTREAM_API_URL": f"http://127.0.0.1:{settings.api.port}",
+        "HOOKSTREAM_API_KEY": API_KEY,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+async def test_the_cli_manages_accounts_and_their_keys(tenancy: Tenancy) -> None:
+    account_id = "cli-" + uuid.uuid4().hex[:8]
+    made = await asyncio.to_thread(
+        hookstream, tenancy.settings, "accounts", "create", "From the CLI", "--id", account_id
+    )
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["id"] == account_id
+    listed = await asyncio.to_thread(hookstream, tenancy.settings, "accounts", "list")
+    assert account_id in {a["id"] for a in json.loads(listed.stdout)["accounts"]}
+
+    key = await asyncio.to_thread(
+        hookstream, tenancy.settings, "apikey", "create", "--account", account_id
+    )
+    assert key.returncode == 0, key.stderr
+    plain = key.stdout.strip()
+    assert plain.startswith("hsk_") and plain not in key.stderr
+    own = httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{tenancy.settings.api.port}",
+        headers={"Authorization": f"Bearer {plain}"},
+        trust_env=False,
+    )
+    async with own:
+        assert (await own.get("/v1/webhooks")).status_code == 200
+        keys = await asyncio.to_thread(
+            hookstream, tenancy.settings, "apikey", "list", "--account", account_id
+        )
+        [line] = keys.stdout.strip().splitlines()
+        key_id = line.split()[0]
+        assert key_id.startswith("key_") and plain[:8] in line and plain not in line
+        revoked = await asyncio.to_thread(hookstream, tenancy.settings, "apikey", "revoke", key_id)
+        assert revoked.returncode == 0, revoked.stderr
+        assert (await own.get("/v1/webhooks")).status_code == 401
+
+    nobody = await asyncio.to_thread(
+        hookstream, tenancy.settings, "apikey", "create", "--account", "no-such-account"
+    )
+    assert nobody.returncode == 1 and "no account" in nobody.stderr
+    off = await asyncio.to_thread(hookstream, tenancy.settings, "accounts", "disable", account_id)
+    assert off.returncode == 0 and json.loads(off.stdout)["active"] is False
