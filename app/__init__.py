@@ -3,8 +3,10 @@
 The flow, in six steps, and where each lives:
 
 1. ``events``      — an event arrives on the events topic; ``app.events`` parses and validates it.
-2. ``matching``    — ``app.worker.match`` finds the active webhooks subscribed to its type
-                     (``app.matching``) and produces one delivery each to the deliveries topic.
+2. ``matching``    — ``app.worker.match`` finds the active webhooks of the event's account
+                     (``app.accounts``: the ``hookstream-account`` header) subscribed to its
+                     type (``app.matching``) and produces one delivery each to the deliveries
+                     topic.
 3. attempt topics  — ``app.topics`` names them; ``app.retries`` decides the next step after an
                      attempt; ``app.scheduler`` forwards due retries to the redeliver topic.
 4. ``delivery``    — ``app.worker.attempts`` reads the attempt topics (confluent-kafka, in
@@ -14,7 +16,8 @@ The flow, in six steps, and where each lives:
 5. ``records``     — every attempt and the delivery's state go to the records topic
                      (``app.records``); the recorder (``app.recorder``) writes them to
                      Cassandra in batches (``app.store``). Kafka is the log, Cassandra the view.
-6. ``api``         — FastAPI serves webhook management and delivery logs (``app.api``).
+6. ``api``         — FastAPI serves webhook management and delivery logs (``app.api``),
+                     each key inside its account (``app.api.auth``).
 
 ``app.cli`` wires the roles (api, worker, scheduler, recorder, migrate, up) from one
 ``Settings``.
