@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.kafka import client_config
 from bench import ceilings, machine, report
 from bench.receivers import Nginx
 from bench.scenarios import Plan, Scenarios
@@ -88,7 +89,7 @@ def measure_ceilings(stack: BenchStack, nginx: Nginx, quick: bool) -> dict[str, 
     token = uuid.uuid4().hex[:6]
     topic = f"bench.kconsume.{token}"
     bootstrap = stack.settings.kafka.bootstrap_servers
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_config(stack.settings))
     for f in admin.create_topics([NewTopic(topic, 6, 1)]).values():
         f.result(30)
     count = 30_000 if quick else 150_000
@@ -155,7 +156,7 @@ def cleanup(stack: BenchStack, keyspaces: list[str], prefixes: list[str]) -> Non
     from confluent_kafka.admin import AdminClient
 
     try:
-        admin = AdminClient({"bootstrap.servers": stack.settings.kafka.bootstrap_servers})
+        admin = AdminClient(client_config(stack.settings))
         names = [t for t in admin.list_topics(timeout=10).topics
                  if any(t.startswith(p + ".") for p in prefixes)]  # fmt: skip
         if names:

@@ -29,6 +29,7 @@ from typing import Any
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from app.kafka import client_config
 from app.settings import Settings
 from app.topics import Topics
 from app.webhooks import Webhook, generate_secret, new_webhook_id
@@ -137,7 +138,7 @@ class LagProbe:
     def __init__(self, settings: Settings, recorder: bool = False, max_age: float = 0.2) -> None:
         topics = Topics.from_settings(settings)
         self._prefix = f"{settings.kafka.topic_prefix}-"
-        self._admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+        self._admin = AdminClient(client_config(settings))
         n = settings.kafka.partitions
         self._tps = [
             TopicPartition(t, p)
