@@ -119,6 +119,8 @@ class ReplayRunner:
         webhook = await self._store.webhooks.get(replay.webhook_id)
         if webhook is None or webhook.account_id != replay.account_id:
             return await self._finish(replay, ReplayStatus.FAILED, "the webhook was deleted")
+        if not webhook.active:
+            return await self._finish(replay, ReplayStatus.FAILED, "the webhook is paused")
         await self._store.replays.set_status(replay.id, ReplayStatus.RUNNING)
         log.info("replay started (%s)", replay.mode.value, extra=context)
         consumer = Consumer(

@@ -4,7 +4,9 @@ An event is matched only against the webhooks of its own account (the ``hookstre
 header, ``app.accounts``; none means the default account). An event naming an account that is
 unknown or disabled goes to the dead topic like any invalid event: an account this worker has
 not heard of yet is looked up in Cassandra first (an account created a moment ago), and a
-"no such account" answer is remembered for a few seconds.
+"no such account" answer is remembered for a few seconds. A webhook's payload filter
+(``app.filters``, compiled once per webhook version) is checked after the type index: an event
+it rejects, or one it fails to evaluate, is no match for that webhook.
 
 Invalid events go to the dead topic with the reason and their source position; the partition
 moves on. A duplicate event id (matched recently by this worker, ``app.worker.recent``) is

@@ -47,7 +47,7 @@ ReplayIdPath = Annotated[str, Path(alias="id", min_length=1, description="The re
     "/webhooks/{id}/replay",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ReplayPublic,
-    responses=error_responses(401, 404, 422, 503),
+    responses=error_responses(401, 404, 409, 422, 503),
     summary="Replay or backfill events to a webhook",
     description="Re-reads the events topic between `since` and `until` (Kafka timestamps) and "
     "delivers the events matching this webhook (its account, types and filter) to it alone, "
@@ -63,6 +63,9 @@ async def start_replay(
     producer: ProducerDep,
     topics: TopicsDep,
 ) -> ReplayPublic:
+    if not webhook.active:
+        # Its attempts would only be cancelled: "webhook paused" (app.worker.deliver).
+        raise ApiError(409, "the webhook is paused; activate it before replaying to it")
     now = datetime.now(UTC)
     since = _utc(body.since, "since")
     until = min(_utc(body.until, "until"), now) if body.until is not None else now
