@@ -131,6 +131,7 @@ def run_up(settings: Settings, *, receiver_port: int, publish_samples: bool) -> 
             f"\nHookstream is running. API: {api_url}  (Authorization: Bearer {api_key})\n"
             f"Try: curl -X POST -H 'Authorization: Bearer {api_key}' "
             f"{api_url}/v1/webhooks/{webhook['id']}/test\n"
+            f"Console: {api_url}/console  (sign in with that key)   API docs: {api_url}/docs\n"
             "Logs: " + str(log_dir) + "   A role that exits is restarted.  "
             "Press Ctrl-C to stop everything.",
             flush=True,

@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from playwright.async_api import expect
@@ -109,7 +110,11 @@ async def test_sign_in_create_tail_retry_and_pause(
     # Back on the webhook: a test event, then pause.
     await page.locator("#back-to-webhook").click()
     await expect(page).to_have_url(f"{console.base}/console/webhooks/{webhook_id}")
+    shown = (await console.api.get(f"/v1/webhooks/{webhook_id}")).json()
+    if "health" in shown:  # endpoint health, where webhook reads carry it
+        await expect(page.locator("#summary")).to_contain_text("Success rate")
     await page.get_by_role("button", name="Send a test event").click()
+
     await expect(page.locator("#flash")).to_contain_text("Test event evt_test_")
     await expect(deliveries_row(page, "webhook.test")).to_have_count(1)
     await page.get_by_label("Live tail (every 2 s)").check()  # follows the pending row
@@ -211,7 +216,8 @@ async def test_readable_on_a_phone_and_usable_by_keyboard(
     assert created.status_code == 201, created.text
     await sign_in(phone, console)
     await expect(phone.locator("#webhooks tbody tr").first).to_be_visible()
-    for path in ("/console/webhooks", "/console/events", "/console/event-types"):
+    pages = ("/console/webhooks", f"/console/webhooks/{created.json()['id']}", "/console/events")
+    for path in (*pages, "/console/event-types"):
         await phone.goto(console.base + path)
         await expect(phone.locator("body[data-ready=true]")).to_have_count(1)
         overflow = await phone.evaluate(
@@ -236,16 +242,68 @@ async def test_readable_on_a_phone_and_usable_by_keyboard(
     # A stacked table cell names its column on a phone.
     label = await phone.locator("#webhooks tbody td").first.get_attribute("data-label")
     assert label == "Webhook"
+    if shot := os.environ.get("HOOKSTREAM_CONSOLE_SCREENSHOT"):
+        await phone.screenshot(path=str(Path(shot).with_suffix(".phone.png")), full_page=True)
     assert traffic.external == []
 
 
 async def test_the_api_docs_render_with_no_request_off_the_machine(
     console: Console, page: Any, traffic: Traffic
 ) -> None:
+    refused: list[str] = []  # what the pages' CSP kept from leaving (it never reaches a route)
+    page.on(
+        "console",
+        lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     await page.goto(console.base + "/docs")
     await expect(page.locator(".swagger-ui .info .title")).to_contain_text("Hookstream")
     await expect(page.locator(".opblock-summary-path").first).to_be_visible()
+    assert refused == []  # Swagger UI needs nothing from elsewhere
     await page.goto(console.base + "/redoc")
     await expect(page.locator("h1", has_text="Hookstream")).to_be_visible(timeout=15_000)
+    # ReDoc's bundle asks for its footer logo from its CDN: refused, and nothing else is.
+    assert all("cdn.redoc.ly/redoc/logo-mini.svg" in r for r in refused), refused
     assert any(u.endswith("/openapi.json") for u in traffic.urls)
     assert traffic.external == []
+
+
+async def test_sign_in_never_forwards_off_the_console(
+    console: Console, page: Any, traffic: Traffic
+) -> None:
+    crafted_links = ("//evil.example/x", "https://evil.example/", "/console/../docs", "/x")
+    for crafted in crafted_links:
+        await page.goto(f"{console.base}/console/signin?next={quote(crafted, safe='')}")
+        await page.get_by_label("API key").fill(API_KEY)
+        await page.get_by_label("API key").press("Enter")
+        await expect(page).to_have_url(console.base + "/console/webhooks")
+        await expect(page.locator("body[data-ready=true]")).to_have_count(1)
+        await page.evaluate("sessionStorage.clear()")
+    assert traffic.external == []
+
+
+async def test_the_scripts_pure_helpers(console: Console, page: Any) -> None:
+    await page.goto(console.base + "/console/signin")
+    got = await page.evaluate(
+        """() => ({
+            patterns: splitPatterns(" user.*, payment.failed  *,,"),
+            percent: [percent(0.5), percent(1), percent(0), percent(0.1234)],
+            roundTrip: localInput(isoFromLocal("2026-01-15T12:30:05")),
+            noTime: isoFromLocal(""),
+            list: healthParts({disabled_reason: "410 Gone", health: {success_rate: 0.25}}),
+            pairs: healthPairs({health: {success_rate: null, recent_attempts: 0}})
+                .map(([name]) => name),
+            bare: healthParts({}),
+            next: [afterSignIn("/console/events?id=evt_1"), afterSignIn("/console/%2e%2e/docs"),
+                   afterSignIn(null), afterSignIn("/console/signin?next=x")],
+        })"""
+    )
+    assert got == {
+        "patterns": ["user.*", "payment.failed", "*"],
+        "percent": ["50.0%", "100%", "0%", "12.3%"],
+        "roundTrip": "2026-01-15T12:30:05",
+        "noTime": None,
+        "list": ["25.0% success", "disabled: 410 Gone"],
+        "pairs": ["Success rate", "Last success"],
+        "bare": [],
+        "next": ["/console/events?id=evt_1", *["/console/webhooks"] * 3],
+    }

@@ -12,7 +12,15 @@ import httpx
 import pytest
 
 from app.api.app import build
-from app.console.routes import CONSOLE_CSP, PAGES, PREFIX, STATIC, asset_version, nav_items
+from app.console.routes import (
+    CONSOLE_CSP,
+    DOCS_CSP,
+    PAGES,
+    PREFIX,
+    STATIC,
+    asset_version,
+    nav_items,
+)
 from app.settings import Settings
 
 EXTERNAL = re.compile(r"""(?:https?:)?//(?!127\.0\.0\.1|localhost)[\w.-]+""")
@@ -101,6 +109,9 @@ async def test_the_docs_reference_no_external_url(client: httpx.AsyncClient, pat
     response = await client.get(path)
     assert response.status_code == 200
     assert not EXTERNAL.search(response.text), EXTERNAL.search(response.text)
+    # What the bundles themselves would fetch from elsewhere is refused by the browser.
+    assert response.headers["content-security-policy"] == DOCS_CSP
+    assert "img-src 'self' data:;" in DOCS_CSP and "connect-src 'self';" in DOCS_CSP
     refs = [
         a.get("src") or a.get("href") for t, a in tags(response.text) if t in {"script", "link"}
     ]

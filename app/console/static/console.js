@@ -130,24 +130,53 @@ function isoFromLocal(value) {
   return Number.isNaN(date.getTime()) ? null : date.toISOString();
 }
 
+// The other way round: an RFC 3339 instant as a datetime-local value (local wall clock).
+function localInput(iso) {
+  const date = new Date(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
+
 function splitPatterns(text) {
   return text.split(/[\s,]+/).map((s) => s.trim()).filter(Boolean);
 }
 
-// The health fields webhook reads may carry (another change adds them): shown when present.
+// Health as webhook reads carry it (`health` on GET of one webhook, `disabled_reason` on
+// every read): shown when present, so the console also works against an API without it.
+function percent(rate) {
+  return `${(rate * 100).toFixed(rate === 1 || rate === 0 ? 0 : 1)}%`;
+}
+
 function healthParts(webhook) {
   const parts = [];
-  const health = webhook.health && typeof webhook.health === "object" ? webhook.health : {};
-  const source = { ...health, ...webhook };
-  const rate = source.success_rate;
-  if (typeof rate === "number") {
-    parts.push(`${(rate <= 1 ? rate * 100 : rate).toFixed(1)}% success`);
-  }
-  const last = source.last_delivery_at || source.last_delivered_at || source.last_attempt_at;
-  if (last) parts.push(`last delivery ${when(last)}`);
-  const reason = source.disabled_reason;
-  if (reason) parts.push(`disabled: ${reason}`);
+  const health = webhook.health || {};
+  if (typeof health.success_rate === "number") parts.push(`${percent(health.success_rate)} success`);
+  const last = [health.last_success_at, health.last_failure_at].filter(Boolean).sort().pop();
+  if (last) parts.push(`last attempt ${when(last)}`);
+  if (webhook.disabled_reason) parts.push(`disabled: ${webhook.disabled_reason}`);
   return parts;
+}
+
+function healthPairs(webhook) {
+  const pairs = [];
+  if (webhook.disabled_reason) {
+    pairs.push(["Disabled", `${webhook.disabled_reason}${webhook.disabled_at ? ` (since ${when(webhook.disabled_at)})` : ""}`]);
+  }
+  const h = webhook.health;
+  if (!h) return pairs;
+  const rate = typeof h.success_rate === "number"
+    ? `${percent(h.success_rate)} of ${h.recent_attempts} recent attempts (${h.recent_failures} failed)`
+    : "no recent attempts";
+  pairs.push(["Success rate", rate]);
+  if (h.consecutive_failures) {
+    pairs.push(["Failing", `${h.consecutive_failures} failed attempts in a row${h.failing_since ? ` since ${when(h.failing_since)}` : ""}`]);
+  }
+  pairs.push(["Last success", timeEl(h.last_success_at)]);
+  if (h.last_failure_at) {
+    // last_status_code is the latest attempt's, which may be a later success: not shown here.
+    pairs.push(["Last failure", el("span", {}, timeEl(h.last_failure_at), h.last_error ? ` — ${h.last_error}` : "")]);
+  }
+  return pairs;
 }
 
 let catalogue = null;
@@ -199,6 +228,23 @@ async function withButton(button, action) {
 
 // ---- pages -------------------------------------------------------------------------------
 
+// Where sign-in leads: the ?next= page if it is a console page of this site (a crafted link
+// must not send the key-holder elsewhere), else the webhooks. URL() resolves "..", "%2e%2e"
+// and "//host" the way the browser would.
+function afterSignIn(next) {
+  const fallback = `${PREFIX}/webhooks`;
+  if (!next) return fallback;
+  let target;
+  try {
+    target = new URL(next, location.origin);
+  } catch (err) {
+    return fallback;
+  }
+  const ok = target.origin === location.origin && target.pathname.startsWith(`${PREFIX}/`)
+    && !target.pathname.startsWith(`${PREFIX}/signin`);
+  return ok ? target.pathname + target.search : fallback;
+}
+
 async function signinPage() {
   const form = $("#signin-form");
   const input = $("#api-key");
@@ -226,10 +272,7 @@ async function signinPage() {
     }
     sessionStorage.setItem(KEY, key);
     input.value = "";
-    const next = params.get("next") || "";
-    // Only a console path of this site: a crafted ?next= must not send the key-holder away.
-    const safe = next.startsWith(`${PREFIX}/`) && !next.startsWith("//") && !next.includes("\\");
-    location.assign(safe && !next.startsWith(`${PREFIX}/signin`) ? next : `${PREFIX}/webhooks`);
+    location.assign(afterSignIn(params.get("next")));
   });
 }
 
@@ -311,8 +354,8 @@ async function webhookPage() {
       ["Created", timeEl(w.created_at)],
       ["Updated", timeEl(w.updated_at)],
     ];
-    const health = healthParts(w);
-    if (health.length) pairs.splice(2, 0, ["Health", health.join(" · ")]);
+    pairs.splice(2, 0, ...healthPairs(w));
+    if (w.filter) pairs.push(["Payload filter", el("code", { text: JSON.stringify(w.filter) })]);
     $("#summary").replaceChildren(
       ...pairs.flatMap(([name, value]) => [el("dt", { text: name }), el("dd", {}, value)]),
     );
@@ -341,8 +384,16 @@ async function webhookPage() {
 
   $("#toggle-active").addEventListener("click", (event) => withButton(event.currentTarget, async () => {
     try {
-      webhook = await guarded(api("PATCH", base, { active: !webhook.active }));
+      const changed = await guarded(api("PATCH", base, { active: !webhook.active }));
+      // The PATCH answer has no health (only a GET has): keep showing the last one read.
+      webhook = { health: webhook.health, ...changed };
       summary(webhook);
+      // Re-enabling an auto-disabled webhook answers how to redeliver what failed meanwhile.
+      const since = changed.recover && changed.recover.body && changed.recover.body.since;
+      if (since) {
+        $("#r-since").value = localInput(since);
+        $("#recover-result").textContent = "Failed meanwhile? The range since it was disabled is filled in below.";
+      }
       flash(webhook.active ? "Webhook resumed: it receives events again." : "Webhook paused: it receives no events until resumed.");
     } catch (err) {
       flash(err.message, "error");
@@ -415,8 +466,9 @@ async function webhookPage() {
       return;
     }
     try {
-      webhook = await withButton($("button[type=submit]", event.currentTarget), () =>
+      const changed = await withButton($("button[type=submit]", event.currentTarget), () =>
         guarded(api("PATCH", base, { events })));
+      webhook = { health: webhook.health, ...changed };
       summary(webhook);
       flash("Event types saved.");
     } catch (err) {
