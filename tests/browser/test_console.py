@@ -307,3 +307,39 @@ async def test_the_scripts_pure_helpers(console: Console, page: Any) -> None:
         "bare": [],
         "next": ["/console/events?id=evt_1", *["/console/webhooks"] * 3],
     }
+
+
+async def test_an_account_key_sees_only_its_own_account(
+    console: Console, page: Any, traffic: Traffic
+) -> None:
+    """The console shows what the key may see: scoping is the API's, for the console too."""
+    keys, hooks = {}, {}
+    for name in ("console-a", "console-b"):
+        made = await console.api.post("/v1/accounts", json={"name": name})
+        assert made.status_code == 201, made.text
+        account = made.json()["id"]
+        key = await console.api.post(
+            "/v1/keys", json={"name": "console"}, headers={"Hookstream-Account": account}
+        )
+        assert key.status_code == 201, key.text
+        keys[name] = key.json()["key"]
+        hook = await console.api.post(
+            "/v1/webhooks",
+            json={"url": console.receiver.url(f"/{name}"), "events": ["user.created"]},
+            headers={"Authorization": f"Bearer {keys[name]}"},
+        )
+        assert hook.status_code == 201, hook.text
+        hooks[name] = hook.json()["id"]
+
+    await page.goto(console.base + "/console/signin")
+    await page.get_by_label("API key").fill(keys["console-a"])
+    await page.get_by_label("API key").press("Enter")
+    await expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    await expect(page.locator("#webhooks tbody tr")).to_have_count(1)
+    await expect(page.locator(f"#webhooks tr[data-id='{hooks['console-a']}']")).to_have_count(1)
+
+    # Another account's webhook, even by its exact address, is unknown to this key.
+    await page.goto(f"{console.base}/console/webhooks/{hooks['console-b']}")
+    await expect(page.locator("#flash")).to_contain_text("no webhook")
+    await expect(page.locator("#summary dt")).to_have_count(0)
+    assert keys["console-a"] not in " ".join(traffic.urls)
