@@ -295,12 +295,33 @@ async function webhooksPage() {
     );
   }
 
+  // A list carries no health (a GET of one webhook does): read it for the rows shown, a few
+  // at a time, and fill each row's cell as it comes. A failure leaves the cell as it was.
+  async function fillHealth(webhooks, rows) {
+    const queue = webhooks.map((w, i) => [w, rows[i]]).filter(([w]) => !w.health);
+    const worker = async () => {
+      for (let item = queue.shift(); item; item = queue.shift()) {
+        const [w, tr] = item;
+        try {
+          const full = await api("GET", `/v1/webhooks/${encodeURIComponent(w.id)}`);
+          const parts = healthParts(full);
+          if (parts.length) tr.cells[4].textContent = parts.join(" · ");
+        } catch (err) {
+          // the row keeps what the list said
+        }
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+  }
+
   async function load(reset) {
     const params = new URLSearchParams({ limit: "50" });
     if (!reset && cursor) params.set("cursor", cursor);
     const data = await guarded(api("GET", `/v1/webhooks?${params}`));
     if (reset) tbody.replaceChildren();
-    tbody.append(...data.webhooks.map(row));
+    const rows = data.webhooks.map(row);
+    tbody.append(...rows);
+    fillHealth(data.webhooks, rows);
     cursor = data.next_cursor;
     more.hidden = !cursor;
     $("#webhooks-empty").hidden = tbody.children.length > 0;
