@@ -55,6 +55,7 @@ class InvalidRecord(HookstreamError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)

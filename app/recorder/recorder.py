@@ -8,7 +8,9 @@ own thread (the store is async). One turn of the loop:
 1. **take** a batch: block in ``poll()`` for the first message, then ``consume()`` more until
    ``batch_max`` messages or ``batch_wait`` after the first;
 2. **decode and collapse** it (``app.recorder.collapse``): one state per delivery, every
-   attempt, every event. An undecodable message is logged and skipped (it can never heal);
+   attempt, every event. An undecodable message can never heal: it goes to the dead topic
+   with the reason and its source position (acknowledged by Kafka before the batch commits),
+   never just dropped;
 3. **write** it with ``DeliveryRepository.record_many`` (grouped by partition key, bounded
    concurrency, idempotent upserts stamped with each record's own time);
 4. **commit** offset + 1 of the batch's last message per partition — only after step 3 was
@@ -41,8 +43,16 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
+from app.deliveries import dead_letter_headers
 from app.kafka import client_config
 from app.recorder import metrics
 from app.recorder.collapse import Collapsed, collapse
@@ -61,6 +71,7 @@ HOLD_AFTER_S = 2.0  # a write slower than this pauses the partitions while it go
 LAG_EVERY_S = 5.0
 STOP_WRITE_S = 30.0  # on stop, wait this long for the batch being written
 BACKOFF_FIRST_S = 0.25
+DEAD_LETTER_TIMEOUT_S = 10.0  # one wait for Kafka's acknowledgement of the dead letters
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -78,6 +89,17 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    """A message of the records topic that is no record: its bytes, why, and where."""
+
+    value: bytes | None
+    reason: str
+    detail: str
+    partition: Partition
+    offset: int
+
+
 @dataclass(slots=True)
 class Batch:
     """Messages taken and not yet written: their rows and where each partition ends."""
@@ -86,6 +108,7 @@ class Batch:
     ends: dict[Partition, int]  # offset of the last message + 1, per partition
     messages: int
     produced_at: list[float] = field(default_factory=list)  # Kafka timestamps (s)
+    undecodable: list[Undecodable] = field(default_factory=list)  # for the dead topic
 
 
 class Recorder:
@@ -105,6 +128,7 @@ class Recorder:
         self.written_rows = 0
         # Touched only by the thread inside run().
         self._consumer: Any = None
+        self._producer: Producer | None = None  # dead letters only, made when first needed
         self._store: Store | None = None
         self._loop = asyncio.new_event_loop()
         self._assignment: set[Partition] = set()
@@ -182,7 +206,7 @@ class Recorder:
         records: list[Record] = []
         ends: dict[Partition, int] = {}
         produced: list[float] = []
-        invalid = 0
+        undecodable: list[Undecodable] = []
         for message in messages:
             error = message.error()
             if error is not None:
@@ -194,21 +218,23 @@ class Recorder:
             try:
                 records.append(decode(message.value()))
             except InvalidRecord as exc:
-                invalid += 1
-                # It can never be decoded: skip it (its offset is committed with the batch).
+                # It can never be decoded: to the dead topic before the batch commits.
                 log.error(
-                    "skipping an invalid record %s[%d]@%d: %s", *partition, offset, exc,
+                    "invalid record %s[%d]@%d to the dead topic: %s", *partition, offset, exc,
                     extra={"reason": exc.reason},
                 )  # fmt: skip
+                undecodable.append(
+                    Undecodable(message.value(), exc.reason, exc.detail, partition, offset)
+                )
                 continue
             kind, stamp = message.timestamp()
             if kind != TIMESTAMP_NOT_AVAILABLE:
                 produced.append(stamp / 1000)
-        if invalid:
-            metrics.RECORDS.labels("invalid").inc(invalid)
+        if undecodable:
+            metrics.RECORDS.labels("invalid").inc(len(undecodable))
         if not ends:
             return None
-        return Batch(collapse(records), ends, len(records), produced)
+        return Batch(collapse(records), ends, len(records), produced, undecodable)
 
     # -- write --------------------------------------------------------------------------------
 
@@ -217,6 +243,13 @@ class Recorder:
         commit) or ``stop`` is set (then commit nothing: the next owner writes it again)."""
         backoff = BACKOFF_FIRST_S
         while True:
+            if batch.undecodable and not self._dead_letter(batch.undecodable):
+                self._hold("Kafka did not take the dead letters of invalid records")
+                if self._wait_polling(backoff, stop):
+                    return
+                backoff = min(backoff * 2, self._cfg.retry_backoff_max.total_seconds())
+                continue
+            batch.undecodable = []  # acknowledged: never sent twice by a retried write
             started = time.monotonic()
             try:
                 rows = self._write(batch, stop)
@@ -235,6 +268,32 @@ class Recorder:
                 return  # stopped mid-write
             self._written_ok(batch, rows, time.monotonic() - started)
             return
+
+    def _dead_letter(self, undecodable: list[Undecodable]) -> bool:
+        """Produce every undecodable message to the dead topic and wait for Kafka's
+        acknowledgements; False (nothing to commit yet) if any was not acknowledged."""
+        if self._producer is None:
+            self._producer = Producer(
+                {**client_config(self._settings), "acks": "all", "enable.idempotence": True}
+            )
+        failures: list[str] = []
+
+        def report(err: KafkaError | None, _msg: object) -> None:
+            if err is not None:
+                failures.append(err.str())
+
+        for bad in undecodable:
+            self._producer.produce(
+                self.topics.dead,
+                bad.value,
+                headers=dead_letter_headers(bad.reason, bad.detail, *bad.partition, bad.offset),
+                on_delivery=report,
+            )
+        remaining = self._producer.flush(DEAD_LETTER_TIMEOUT_S)
+        if remaining or failures:
+            log.warning("recorder: dead letters not acknowledged: %s", failures[:3] or remaining)
+            return False
+        return True
 
     def _write(self, batch: Batch, stop: threading.Event) -> int | None:
         assert self._store is not None

@@ -8,8 +8,10 @@ import asyncio
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -21,7 +23,7 @@ from app.store import Store
 from app.store.records import AttemptRecord, DeliveryRecord, EventRecord
 from app.store.schema import drop
 from app.topics import Topics
-from tests.support import Role, eventually, free_port, pipeline_settings, prepare
+from tests.support import Role, eventually, free_port, pipeline_settings, prepare, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -203,3 +205,32 @@ async def test_a_steady_flow_is_written_in_batches(
                 break
     assert total == 3000
     print(f"\n3000 records produced in {produced:.2f}s, all visible after {visible:.2f}s")
+
+
+async def test_an_undecodable_record_goes_to_the_dead_topic_and_the_rest_is_written(
+    settings: Settings, recorder: Role, log: RecordLog, store: Store
+) -> None:
+    topics = Topics.from_settings(settings)
+    garbage = b"not a record " + uuid.uuid4().hex.encode()
+    producer = AsyncProducer(settings)
+    try:
+        await producer.send(topics.records, garbage, key=b"del_garbage")
+    finally:
+        producer.close()
+    created = ms(datetime.now(UTC))
+    after = states("hook_rec_after_garbage", "evt_rec_after", created)[0]
+    await log.record(*after)
+
+    async def written() -> bool:
+        return await store.deliveries.get(after[0].id) == after[0]
+
+    assert await eventually(written, timeout=30, what="the record after the garbage")
+
+    def dead_copy() -> list[Any]:
+        return [m for m in read_topic(settings, topics.dead) if m.value() == garbage]
+
+    [copy] = await eventually(dead_copy, timeout=30, what="the garbage on the dead topic")
+    headers = dict(copy.headers())
+    assert headers["hs-reason"] == b"json"
+    assert headers["hs-source-topic"] == topics.records.encode()
+    assert int(headers["hs-source-offset"]) >= 0
