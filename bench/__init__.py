@@ -22,6 +22,8 @@ on the same machine by the same bench, without touching the working tree.
     scenarios.py  the six scenarios of PERFORMANCE.md and the backlog drain
     profiler.py   py-spy sampling of the worker and its top costs
     report.py     JSON, markdown and PNG chart
+    replay.py     ``python -m bench.replay``: filters on the match path, replay throughput
+                  and its effect on live latency (issue 14)
 """
 
 import os

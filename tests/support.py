@@ -289,6 +289,9 @@ def pipeline_settings(stack_settings: Settings, token: str, **overrides: Any) ->
             "worker": type(base.worker)(**worker),
             "scheduler": base.scheduler.model_copy(update={"metrics_port": 0}),
             "recorder": base.recorder.model_copy(update={"metrics_port": 0}),
+            "replay": base.replay.model_copy(
+                update={"metrics_port": 0, "consumer_group": f"t{token}-replayer"}
+            ),
             **overrides,
         }
     )
