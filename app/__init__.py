@@ -19,7 +19,10 @@ The flow, in six steps, and where each lives:
 6. ``api``         — FastAPI serves webhook management and delivery logs (``app.api``),
                      each key inside its account (``app.api.auth``).
 
-``app.cli`` wires the roles (api, worker, scheduler, recorder, migrate, up) from one
+Step 2 also applies each webhook's payload filter (``app.filters``). Beside the flow, the
+replayer (``app.replay``) re-reads the events topic for one webhook: replay and backfill.
+
+``app.cli`` wires the roles (api, worker, scheduler, recorder, replayer, migrate, up) from one
 ``Settings``.
 """
 

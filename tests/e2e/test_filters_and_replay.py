@@ -349,8 +349,8 @@ async def test_a_cancelled_replay_stops(pipeline: Pipeline) -> None:
 
 
 async def test_a_replay_beyond_retention_says_how_far_back_it_could_go(pipeline: Pipeline) -> None:
-    """Runs last in the module: it deletes the events topic's older records, as retention
-    would."""
+    """Runs after the tests that replay earlier events: it deletes the events topic's older
+    records, as retention would."""
     from confluent_kafka import TopicPartition
     from confluent_kafka.admin import AdminClient
 
@@ -377,3 +377,25 @@ async def test_a_replay_beyond_retention_says_how_far_back_it_could_go(pipeline:
     assert earliest is not None
     moment = datetime.fromisoformat(earliest.replace("Z", "+00:00"))
     assert datetime.now(UTC) - timedelta(minutes=2) < moment <= datetime.now(UTC)
+
+
+async def test_replay_requests_are_checked(pipeline: Pipeline) -> None:
+    webhook = await pipeline.webhook("/checked")
+    path = f"/v1/webhooks/{webhook['id']}/replay"
+    soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    future = await pipeline.api.post(path, json={"since": soon})
+    assert future.status_code == 422 and future.json()["error"]["field"] == "since"
+    backwards = await pipeline.api.post(
+        path, json={"since": a_while_ago(), "until": "2020-01-01T00:00:00Z"}
+    )
+    assert backwards.status_code == 422 and backwards.json()["error"]["field"] == "since"
+    mode = await pipeline.api.post(path, json={"since": a_while_ago(), "mode": "some"})
+    assert mode.status_code == 422
+    unknown = await pipeline.api.post("/v1/webhooks/hook_nope/replay", json={"since": soon})
+    assert unknown.status_code == 404
+    paused = await pipeline.api.patch(f"/v1/webhooks/{webhook['id']}", json={"active": False})
+    assert paused.status_code == 200
+    refused = await pipeline.api.post(path, json={"since": a_while_ago()})
+    assert refused.status_code == 409
+    assert (await pipeline.api.get("/v1/replays/rpl_nope")).status_code == 404
+    assert (await pipeline.api.delete("/v1/replays/rpl_nope")).status_code == 404
