@@ -1,8 +1,8 @@
 """⑤ Endpoint health in Cassandra (table ``webhook_health``): one row per webhook, written by
 the worker that owns the webhook's partition (``app.worker.health``), read by the API.
 
-Each write replaces the whole row, ``USING TTL`` of the retention, so a deleted webhook's row
-goes away with its delivery log. Statements prepared once, at LOCAL_QUORUM.
+Each write replaces the whole row; the table's default TTL is the retention, so a deleted
+webhook's row goes away with its delivery log. Statements prepared once, at LOCAL_QUORUM.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 from app.accounts import DEFAULT_ACCOUNT
 from app.health import WebhookHealth
 from app.settings import Settings
-from app.store.schema import ttl_seconds
 from app.store.session import CassandraSession, Row, aexecute, prepare
 from app.store.timeline import from_cql
 
@@ -29,9 +28,7 @@ class HealthRepository:
         self._session = session
         table = f"{settings.cassandra.keyspace}.webhook_health"
         marks = ", ".join("?" for _ in _COLUMNS.split(","))
-        ttl = ttl_seconds(settings)
-        using = f" USING TTL {ttl}" if ttl else ""
-        self._upsert = prepare(session, f"INSERT INTO {table} ({_COLUMNS}) VALUES ({marks}){using}")
+        self._upsert = prepare(session, f"INSERT INTO {table} ({_COLUMNS}) VALUES ({marks})")
         self._select = prepare(session, f"SELECT {_COLUMNS} FROM {table} WHERE webhook_id = ?")
 
     async def get(self, webhook_id: str) -> WebhookHealth | None:

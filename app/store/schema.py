@@ -78,7 +78,7 @@ INDEXES: dict[str, str] = {
 }
 BY_EVENT = "deliveries_by_event"
 EVENTS = "events"
-WEBHOOK_HEALTH = "webhook_health"  # endpoint health (app.health), written with a TTL
+WEBHOOK_HEALTH = "webhook_health"  # endpoint health (app.health)
 REPLAYS = "replays"
 
 # The delivery state, as stored in every delivery table (the key columns vary).
@@ -176,7 +176,7 @@ TABLES: dict[str, str] = {
             window_failed int,
             prior_ok int,
             prior_failed int
-        )""",
+        ) WITH default_time_to_live = {ttl}""",
     EVENTS: """
         CREATE TABLE IF NOT EXISTS {ks}.events (
             id text PRIMARY KEY,
@@ -231,7 +231,7 @@ TABLES[REPLAYS] = """
             finished_at timestamp
         ) WITH default_time_to_live = {ttl}"""
 
-EXPIRING = (DELIVERIES, ATTEMPTS, BY_WEBHOOK, BY_EVENT, EVENTS, REPLAYS)
+EXPIRING = (DELIVERIES, ATTEMPTS, BY_WEBHOOK, BY_EVENT, EVENTS, REPLAYS, WEBHOOK_HEALTH)
 
 
 def ttl_seconds(settings: Settings) -> int:
