@@ -717,25 +717,29 @@ async function deliveryPage() {
     return d;
   }
 
-  // After a retry, follow the delivery until the new attempt is logged (bounded).
-  function follow(expected, until) {
+  // Follow the delivery until `expected` attempts are logged and it is no longer pending
+  // (after a retry, or while the log is behind its delivery), for a minute at most.
+  function follow(expected, until, announce) {
     clearTimeout(timer);
     timer = setTimeout(async () => {
       try {
         const d = await load();
         if (d.attempt_log.length >= expected && d.status !== "pending") {
-          $("#retry-result").textContent = `Attempt ${expected} logged: ${d.status}.`;
+          if (announce) $("#retry-result").textContent = `Attempt ${expected} logged: ${d.status}.`;
           return;
         }
       } catch (err) {
         $("#retry-result").textContent = err.message;
       }
-      if (Date.now() < until) follow(expected, until);
+      if (Date.now() < until) follow(expected, until, announce);
     }, TAIL_MS);
   }
 
   try {
-    await load();
+    const d = await load();
+    if (d.status === "pending" || d.attempt_log.length < d.attempts) {
+      follow(d.attempts, Date.now() + 60000, false);
+    }
   } catch (err) {
     flash(err.message, "error");
     return;
@@ -745,7 +749,7 @@ async function deliveryPage() {
     try {
       const data = await guarded(api("POST", `${base}/retry`));
       $("#retry-result").textContent = `Attempt ${data.attempt} enqueued.`;
-      follow(data.attempt, Date.now() + 60000);
+      follow(data.attempt, Date.now() + 60000, true);
     } catch (err) {
       $("#retry-result").textContent = err.message;
     }
