@@ -2,6 +2,11 @@
 producer over confluent-kafka whose ``send`` returns only once Kafka acknowledged the message.
 
 (The worker's agents produce through Faust; the scheduler has its own confluent-kafka loop.)
+
+Connection security lives here once per client library: ``client_config`` for every
+confluent-kafka client, ``aiokafka_config`` and ``faust_credentials`` for the worker's aiokafka
+and Faust clients. ``metadata`` turns a refused SASL login or TLS handshake, which librdkafka
+would retry forever, into an error naming the setting.
 """
 
 from __future__ import annotations
