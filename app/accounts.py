@@ -55,12 +55,16 @@ def event_account(headers: Mapping[str, bytes] | Iterable[tuple[str, bytes | Non
     Raises ``InvalidEvent("bad_account", …)`` for a header that is not a valid account id
     (the match step dead-letters such an event: it must not fall back to ``default``).
     """
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    raw = next((value for key, value in items if key == ACCOUNT_HEADER), None)
+    raw: bytes | None
+    if isinstance(headers, dict):  # the match step's case: a plain dict, one lookup
+        raw = headers.get(ACCOUNT_HEADER)
+    else:
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        raw = next((value for key, value in items if key == ACCOUNT_HEADER), None)
     if raw is None:
         return DEFAULT_ACCOUNT
     try:
-        text = raw.decode()
+        text: str = raw.decode()
     except UnicodeDecodeError:
         raise InvalidEvent("bad_account", f"the {ACCOUNT_HEADER} header is not UTF-8") from None
     if not is_account_id(text):
