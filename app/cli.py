@@ -165,29 +165,44 @@ def up(
 
 
 @stack_cli.command("up")
-def stack_up() -> None:
+def stack_up(
+    secure: Annotated[
+        bool,
+        typer.Option(
+            help="The secure profile: Kafka over SASL_SSL (SCRAM), Cassandra with a password "
+            "and TLS, in their own run directory; prints the variables that connect to it."
+        ),
+    ] = False,
+) -> None:
     """Fetch the server jars (once) and start Kafka and Cassandra; wait until they answer."""
     from app.localstack import LocalStack
 
-    LocalStack(_settings()).up(_say)
+    stack = LocalStack(_settings(), secure=secure)
+    stack.up(_say)
+    if stack.secure is not None:
+        for name, value in stack.secure.client_env().items():
+            typer.echo(f"export {name}={value}")
 
 
 @stack_cli.command("down")
 def stack_down(
     wipe: Annotated[bool, typer.Option(help="Also delete the servers' data.")] = False,
+    secure: Annotated[bool, typer.Option(help="The secure profile's stack.")] = False,
 ) -> None:
     """Stop Kafka and Cassandra (SIGTERM, then SIGKILL after a grace period)."""
     from app.localstack import LocalStack
 
-    LocalStack(_settings()).down(wipe=wipe, progress=_say)
+    LocalStack(_settings(), secure=secure).down(wipe=wipe, progress=_say)
 
 
 @stack_cli.command("status")
-def stack_status() -> None:
+def stack_status(
+    secure: Annotated[bool, typer.Option(help="The secure profile's stack.")] = False,
+) -> None:
     """Show whether each server runs and answers its protocol. Exit 1 if not ready."""
     from app.localstack import LocalStack
 
-    status = LocalStack(_settings()).status()
+    status = LocalStack(_settings(), secure=secure).status()
     typer.echo(str(status))
     if not status.ready:
         raise typer.Exit(EXIT_FAILED)

@@ -133,9 +133,15 @@ class SecureProfile:
         self.keystore = self.dir / "server.p12"
         self._credentials = self.dir / "credentials.json"
 
+    def password_file(self, what: str) -> Path:
+        """``kafka`` or ``cassandra``: the password alone in a file, for the *_FILE settings."""
+        return self.dir / f"{what}.password"
+
     def ensure(self) -> None:
         """Create the CA, the server keystore and the passwords once (idempotent)."""
         if self._credentials.is_file() and self.keystore.is_file() and self.ca_file.is_file():
+            if not self.password_file("cassandra").is_file():  # made before these files were
+                self._write_password_files(json.loads(self._credentials.read_text()))
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o700)
@@ -148,9 +154,32 @@ class SecureProfile:
         keystore, _ = server_keystore(ca, passwords["keystore"])
         self.keystore.write_bytes(keystore)
         self.ca_file.write_bytes(ca.cert_pem)
+        self._write_password_files(passwords)
         # Written last: its presence means the rest is complete.
         self._credentials.write_text(json.dumps(passwords))
         self._credentials.chmod(0o600)
+
+    def _write_password_files(self, passwords: dict[str, str]) -> None:
+        for what in ("kafka", "cassandra"):
+            path = self.password_file(what)
+            path.write_text(passwords[what] + "\n")
+            path.chmod(0o600)
+
+    def client_env(self) -> dict[str, str]:
+        """The HOOKSTREAM_* variables that point any role at this stack (passwords as files,
+        so none is printed); the ports come from the stack's own settings."""
+        self.ensure()
+        return {
+            "HOOKSTREAM_KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
+            "HOOKSTREAM_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
+            "HOOKSTREAM_KAFKA__SASL_USERNAME": USER,
+            "HOOKSTREAM_KAFKA__SASL_PASSWORD_FILE": str(self.password_file("kafka")),
+            "HOOKSTREAM_KAFKA__SSL_CA_FILE": str(self.ca_file),
+            "HOOKSTREAM_CASSANDRA__USERNAME": USER,
+            "HOOKSTREAM_CASSANDRA__PASSWORD_FILE": str(self.password_file("cassandra")),
+            "HOOKSTREAM_CASSANDRA__SSL": "true",
+            "HOOKSTREAM_CASSANDRA__SSL_CA_FILE": str(self.ca_file),
+        }
 
     def password(self, what: str) -> str:
         """``keystore``, ``kafka`` or ``cassandra``."""
