@@ -14,7 +14,8 @@ a replayer to run it. A status moves queued → running → done | cancelled | f
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -72,6 +73,9 @@ class Replay:
     earliest: datetime | None = None
     error: str | None = None
     finished_at: datetime | None = None
+    # partition -> offset of the next event to read, saved after each batch was enqueued:
+    # where a replayer that takes the job over resumes (empty: from the start).
+    positions: Mapping[int, int] = field(default_factory=dict)
 
 
 def job_message(replay: Replay) -> tuple[bytes, bytes]:

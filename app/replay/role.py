@@ -2,9 +2,10 @@
 
 Replayers share the ``HOOKSTREAM_REPLAY__CONSUMER_GROUP`` group on the replays topic (jobs are
 keyed by replay id, so they spread over the partitions). A job message is committed only
-once its replay finished (done, cancelled or failed): a replayer that dies mid-replay leaves
-it to the partition's next owner, which runs it again from the start (``missing`` skips what
-the first run delivered; ``all`` may send those events once more, within at-least-once).
+once its replay finished (done, cancelled or failed): a replayer that stops mid-replay leaves
+it to the partition's next owner, which resumes it from the positions saved after the last
+batch whose attempts Kafka acknowledged (so after a crash at most one batch is sent twice,
+with the same delivery ids: within at-least-once; after SIGTERM none is).
 
 While a replay runs, the job partitions are paused and still polled between batches, so the
 replayer stays in its group and takes no second job. One port

@@ -148,10 +148,19 @@ class ReplayRunner:
         topic = self._topics.events
         since_ms, until_ms = to_ms(replay.since), to_ms(replay.until)
         span = await asyncio.to_thread(_find_range, consumer, topic, since_ms, until_ms)
-        open_partitions = {p for p in span.starts if span.starts[p] < span.ends[p]}
-        positions = dict(span.starts)
-        consumer.assign([TopicPartition(topic, p, span.starts[p]) for p in open_partitions])
-        counts, earliest = Counts(), None
+        # A job taken over from a replayer that stopped resumes where that one had enqueued
+        # everything before (saved after each batch): at most one batch is sent twice.
+        resumed = replay.status is ReplayStatus.RUNNING and bool(replay.positions)
+        positions = {
+            p: max(start, replay.positions.get(p, start)) if resumed else start
+            for p, start in span.starts.items()
+        }
+        open_partitions = {p for p in span.starts if positions[p] < span.ends[p]}
+        consumer.assign([TopicPartition(topic, p, positions[p]) for p in open_partitions])
+        counts = replay.counts if resumed else Counts()
+        earliest = replay.earliest if resumed else None
+        if resumed:
+            log.info("replay resumed", extra={"replay_id": replay.id})
         limit = RateLimit(self._settings.replay.rate)
         batch = self._settings.replay.batch
         while open_partitions:
@@ -259,7 +268,7 @@ class ReplayRunner:
         earliest: datetime | None,
     ) -> None:
         share = progress(span.starts, span.ends, positions)
-        await self._store.replays.set_progress(replay.id, counts, share, earliest)
+        await self._store.replays.set_progress(replay.id, counts, share, earliest, positions)
 
     async def _finish(
         self,

@@ -8,6 +8,7 @@ raises ``StoreUnavailable`` when Cassandra does not answer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from app.replay.jobs import Counts, Replay, ReplayMode, ReplayStatus
@@ -18,7 +19,8 @@ from app.store.timeline import from_cql
 
 _COLUMNS = (
     "id, account_id, webhook_id, mode, since, until, status, cancel_requested, scanned, "
-    "matched, enqueued, skipped, progress, earliest, error, created_at, updated_at, finished_at"
+    "matched, enqueued, skipped, progress, earliest, error, created_at, updated_at, "
+    "finished_at, positions"
 )
 
 
@@ -48,7 +50,7 @@ class ReplayRepository:
         self._progress = prepare(
             session,
             f"UPDATE {table}{ttl} SET scanned = ?, matched = ?, enqueued = ?, skipped = ?, "
-            "progress = ?, earliest = ?, updated_at = ? WHERE id = ?",
+            "progress = ?, earliest = ?, positions = ?, updated_at = ? WHERE id = ?",
         )
 
     async def create(self, replay: Replay) -> None:
@@ -90,8 +92,14 @@ class ReplayRepository:
         await aexecute(self._session, self._status, (status.value, error, now, finished, replay_id))
 
     async def set_progress(
-        self, replay_id: str, counts: Counts, progress: float, earliest: datetime | None
+        self,
+        replay_id: str,
+        counts: Counts,
+        progress: float,
+        earliest: datetime | None,
+        positions: Mapping[int, int],
     ) -> None:
+        """The counts and where the replay has read to; an idempotent overwrite."""
         await aexecute(
             self._session,
             self._progress,
@@ -102,6 +110,7 @@ class ReplayRepository:
                 counts.skipped,
                 progress,
                 earliest,
+                dict(positions),
                 datetime.now(UTC),
                 replay_id,
             ),
@@ -133,4 +142,5 @@ def _replay(row: Row) -> Replay:
         earliest=from_cql(row["earliest"]),
         error=row["error"],
         finished_at=from_cql(row["finished_at"]),
+        positions=dict(row["positions"] or {}),
     )

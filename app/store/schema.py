@@ -230,6 +230,9 @@ TABLES[REPLAYS] = """
             updated_at timestamp,
             finished_at timestamp
         ) WITH default_time_to_live = {ttl}"""
+# Where a running replay has read to, per partition (offset of the next event): a replayer
+# that takes a job over resumes there instead of from the start.
+ADDED_COLUMNS[REPLAYS] = {"positions": "map<int, bigint>"}
 
 EXPIRING = (DELIVERIES, ATTEMPTS, BY_WEBHOOK, BY_EVENT, EVENTS, REPLAYS, WEBHOOK_HEALTH)
 

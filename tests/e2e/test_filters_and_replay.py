@@ -42,6 +42,7 @@ class Pipeline:
         self.receiver = receiver
         self.api = api
         self.sentinel: dict[str, Any] | None = None
+        self.roles: dict[str, Role] = {}
 
     async def webhook(self, path: str, **fields: Any) -> dict[str, Any]:
         body = {"url": self.receiver.url(path), "events": ["user.created"], **fields}
@@ -77,6 +78,19 @@ class Pipeline:
         await eventually(
             lambda: marker["id"] in self.event_ids("/sentinel"), timeout=60, what="the sentinel"
         )
+
+    def attempt_count(self, event_ids: set[str], webhook_id: str) -> int:
+        """Attempt messages on the deliveries topic for these events to this webhook."""
+        topic = Topics.from_settings(self.settings).deliveries
+        count = 0
+        for message in read_topic(self.settings, topic):
+            headers = dict(message.headers() or [])
+            if (
+                headers["hs-event-id"].decode() in event_ids
+                and headers["hs-webhook-id"].decode() == webhook_id
+            ):
+                count += 1
+        return count
 
     async def replay(self, webhook_id: str, **body: Any) -> dict[str, Any]:
         response = await self.api.post(f"/v1/webhooks/{webhook_id}/replay", json=body)
@@ -117,14 +131,16 @@ async def pipeline(stack_settings: Settings) -> AsyncIterator[Pipeline]:
     receiver = Receiver()
     await receiver.start()
     names = ("api", "worker", "scheduler", "recorder", "replayer")
-    roles = [Role(name, settings).start() for name in names]
+    roles = {name: Role(name, settings).start() for name in names}
     api = api_client(settings)
     try:
         await eventually(lambda: api_ready(api), timeout=90, what="the API to be ready")
-        yield Pipeline(settings, receiver, api)
+        pipeline = Pipeline(settings, receiver, api)
+        pipeline.roles = roles  # a test may replace one (the replayer takeover)
+        yield pipeline
     finally:
         await api.aclose()
-        for role in roles:
+        for role in roles.values():
             await role.astop()
         await receiver.stop()
 
@@ -346,6 +362,34 @@ async def test_a_cancelled_replay_stops(pipeline: Pipeline) -> None:
     assert len(attempts) == done["enqueued"]
     again = await pipeline.api.post(f"/v1/replays/{job['id']}/cancel")
     assert again.status_code == 409
+
+
+async def test_a_replay_taken_over_resumes_where_it_stopped(pipeline: Pipeline) -> None:
+    run = uuid.uuid4().hex[:8]
+    since = a_while_ago()
+    total = 300  # fifteen seconds at the test's replay rate
+    produced = [event("user.deleted", run=run) for _ in range(total)]
+    produce_events(pipeline.settings, produced, key=ONE_PARTITION)
+    await pipeline.settle()
+    webhook = await pipeline.webhook("/takeover", events=["user.deleted"], filter={"data.run": run})
+    # mode all: a replayer starting over would send the first events again.
+    job = await pipeline.replay(webhook["id"], since=since, mode="all")
+
+    async def underway() -> bool:
+        return (await pipeline.replay_state(job["id"]))["enqueued"] >= 20
+
+    await eventually(underway, timeout=30, what="the replay to be underway")
+    # SIGTERM: the replayer stops after its batch and leaves the group; the job stays running.
+    assert await pipeline.roles["replayer"].astop() == 0
+    stopped = await pipeline.replay_state(job["id"])
+    assert stopped["status"] == "running" and 20 <= stopped["enqueued"] < total, stopped
+    pipeline.roles["replayer"] = Role("replayer", pipeline.settings).start()
+
+    done = await pipeline.finished(job["id"], timeout=90)
+    assert (done["status"], done["enqueued"], done["progress"]) == ("done", total, 1.0), done
+    # Resumed, not restarted: every event enqueued exactly once over both replayers.
+    ids = {e["id"] for e in produced}
+    assert pipeline.attempt_count(ids, webhook["id"]) == total
 
 
 async def test_a_replay_beyond_retention_says_how_far_back_it_could_go(pipeline: Pipeline) -> None:
