@@ -6,6 +6,7 @@
 
 const KEY = "hookstream.apiKey";
 const TAIL_MS = 2000;
+const TAIL_ROWS = 200;
 const body = document.body;
 const ROOT = body.dataset.root || "";
 const PREFIX = body.dataset.prefix || "/console";
@@ -599,6 +600,8 @@ function deliveriesTable(base) {
     }
     if (added.length) {
       tbody.prepend(...added);
+      // A long tail keeps the newest rows only; "Older deliveries" pages back past them.
+      while (tbody.rows.length > TAIL_ROWS) tbody.lastElementChild.remove();
       tailStatus.textContent = `${added.length} new ${added.length === 1 ? "delivery" : "deliveries"} at ${when(new Date().toISOString())}.`;
     }
     $("#deliveries-empty").hidden = tbody.children.length > 0;
