@@ -25,6 +25,13 @@ type                       when                                produced by
 
 Ids are derived from what the event is about (``lifecycle_id``), so the copy a crashed worker
 produces again has the same id: consumers dedupe by id as receivers do. Secrets never appear.
+
+Delivered as webhooks too: each event is also produced to the events topic typed
+``hookstream.<type>`` (``hookstream.webhook.disabled``…), with the same id and account, so a
+webhook subscribed to those reserved types (or ``hookstream.*``) — an operator URL — gets
+them through the ordinary pipeline, signed and retried. ``*`` never matches them
+(``Webhook.subscribes_to``), and events about deliveries of operator events get no copy, so
+a failing operator URL cannot feed itself.
 """
 
 from __future__ import annotations
@@ -50,6 +57,8 @@ DELIVERY_EXHAUSTED = "delivery.exhausted"
 DELIVERY_RECOVERED = "delivery.recovered"
 log = logging.getLogger(__name__)
 
+# The prefix of their copies on the events topic (app.webhooks subscribes by it).
+OPERATOR_PREFIX = "hookstream."
 LIFECYCLE_EVENT_TYPES = (
     WEBHOOK_DISABLED,
     WEBHOOK_ENABLED,
@@ -121,10 +130,29 @@ def lifecycle_event(
     )
 
 
+def operator_copy(event: LifecycleEvent) -> bytes | None:
+    """The copy of ``event`` for the events topic, typed ``hookstream.<type>`` so webhooks
+    subscribed to it (an operator URL) get it like any event of their account; None for an
+    event about the delivery of an operator event (a failing operator URL must not feed
+    itself a new event per failure)."""
+    if str(event.data.get("event_type", "")).startswith(OPERATOR_PREFIX):
+        return None
+    copy = orjson.loads(event.value())
+    copy["type"] = OPERATOR_PREFIX + event.type
+    return orjson.dumps(copy)
+
+
 async def emit(producer: _Producer, topics: Topics, event: LifecycleEvent) -> None:
-    """Produce ``event`` to the lifecycle topic and wait for Kafka; raises what the producer
-    raises (``HandOffError``) — callers decide whether that is best effort or a hand-off."""
-    await producer.send(topics.lifecycle, event.value(), key=event.key(), headers=event.headers())
+    """Produce ``event`` to the lifecycle topic, and its operator copy to the events topic,
+    and wait for Kafka; raises what the producer raises (``HandOffError``) — callers decide
+    whether that is best effort or a hand-off."""
+    sends = [
+        producer.send(topics.lifecycle, event.value(), key=event.key(), headers=event.headers())
+    ]
+    copy = operator_copy(event)
+    if copy is not None:
+        sends.append(producer.send(topics.events, copy, key=event.key(), headers=event.headers()))
+    await asyncio.gather(*sends)
 
 
 ANNOUNCE_TIMEOUT_S = 5.0

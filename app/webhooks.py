@@ -30,6 +30,7 @@ import orjson
 from app.accounts import DEFAULT_ACCOUNT
 from app.errors import InvalidWebhook
 from app.filters import Filter, stored_filter
+from app.lifecycle import LIFECYCLE_EVENT_TYPES, OPERATOR_PREFIX
 
 SECRET_PREFIX = "whsec_"
 SECRET_MIN_LENGTH = 8  # characters of a supplied secret
@@ -39,6 +40,8 @@ SECRET_DEFAULT_BYTES = 32
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _VISIBLE_ASCII = re.compile(r"[!-~]*")
 TEST_EVENT_TYPE = "webhook.test"
+# Operator events (app.lifecycle) as a webhook subscribes to them: hookstream.webhook.disabled…
+OPERATOR_EVENT_TYPES = tuple(OPERATOR_PREFIX + t for t in LIFECYCLE_EVENT_TYPES)
 
 _EVENT_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _WILDCARD_PATTERN = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\.\*)$")
@@ -101,7 +104,7 @@ def validate_events(events: list[str], catalogue: tuple[str, ...]) -> list[str]:
     """Non-empty, each a known type or a wildcard that matches at least one known type."""
     if not events:
         raise InvalidWebhook("events", "must list at least one event type")
-    known = {*catalogue, TEST_EVENT_TYPE}
+    known = {*catalogue, TEST_EVENT_TYPE, *OPERATOR_EVENT_TYPES}
     out: list[str] = []
     for index, pattern in enumerate(events):
         if not isinstance(pattern, str) or not is_event_pattern(pattern):
@@ -159,6 +162,13 @@ class Webhook:
         # webhook.test reaches a webhook only through its own test endpoint, never by wildcard.
         if event_type == TEST_EVENT_TYPE:
             return False
+        if event_type.startswith(OPERATOR_PREFIX):
+            # Operator events reach only webhooks that name them (hookstream.… or
+            # hookstream.*): never a customer's "*".
+            return any(
+                p.startswith(OPERATOR_PREFIX) and pattern_matches(p, event_type)
+                for p in self.events
+            )
         return any(pattern_matches(p, event_type) for p in self.events)
 
 

@@ -326,3 +326,40 @@ async def test_rotation_and_pausing_are_announced_on_the_lifecycle_topic(
     assert rotated.json()["secret"] not in orjson.dumps(rotation).decode()
     assert webhook["secret"] not in orjson.dumps(rotation).decode()
     assert events["webhook.disabled"]["data"]["automatic"] is False
+
+
+async def test_operator_events_are_delivered_to_a_webhook_subscribed_to_them(
+    pipeline: Pipeline,
+) -> None:
+    operator = await pipeline.webhook("/operator", events=["hookstream.webhook.disabled"])
+    everything = await pipeline.webhook("/everything", events=["*"])
+    pipeline.receiver.script["/gone-too"] = [410]
+    webhook = await pipeline.webhook("/gone-too")
+    await delivered(pipeline, "/gone-too", event())
+
+    def disabled_notice() -> Received | None:
+        for request in pipeline.receiver.at("/operator"):
+            body = orjson.loads(request.body)
+            if body["data"]["webhook_id"] == webhook["id"]:
+                return request
+        return None
+
+    request = await eventually(disabled_notice, timeout=20, what="the operator's notice")
+    body = orjson.loads(request.body)
+    assert body["type"] == "hookstream.webhook.disabled" and "410" in body["data"]["reason"]
+    assert set(body) == {"id", "type", "created_at", "data"}
+    # Signed like any delivery, with the operator webhook's own secret.
+    assert seed_ok(request, operator["secret"])
+    assert standard_ok(request, StandardWebhook(operator["secret"]))
+
+    # A customer's "*" never gets operator events: once the notice's deliveries are
+    # recorded, the "*" webhook has none of it.
+    async def recorded() -> list[dict[str, Any]] | None:
+        response = await pipeline.api.get(f"/v1/events/{body['id']}/deliveries")
+        items: list[dict[str, Any]] = response.json().get("deliveries", [])
+        return items if any(d["status"] == "success" for d in items) else None
+
+    deliveries = await eventually(recorded, timeout=15, what="the notice's delivery log")
+    assert {d["webhook_id"] for d in deliveries} == {operator["id"]}
+    assert everything["id"] not in {d["webhook_id"] for d in deliveries}
+    assert not any(body["id"].encode() in r.body for r in pipeline.receiver.at("/everything"))

@@ -111,3 +111,43 @@ def test_lifecycle_events_have_the_seed_format_stable_ids_and_the_account() -> N
     }
     assert made.headers() == [("hookstream-account", b"acme")]
     assert made.key() == b"hook_1"
+
+
+# -- operator events as webhooks ----------------------------------------------------------------
+
+
+def test_operator_events_reach_only_webhooks_that_name_them() -> None:
+    from app.webhooks import Webhook
+
+    def hook(*events: str) -> Webhook:
+        return Webhook("hook_1", "https://ops.example/", events, "secret-123", True, T0, T0)
+
+    assert hook("hookstream.webhook.disabled").subscribes_to("hookstream.webhook.disabled")
+    assert hook("hookstream.*").subscribes_to("hookstream.delivery.exhausted")
+    assert not hook("*").subscribes_to("hookstream.webhook.disabled")
+    assert not hook("webhook.*").subscribes_to("hookstream.webhook.disabled")
+    assert hook("*").subscribes_to("user.created")
+
+
+def test_operator_types_are_valid_subscriptions() -> None:
+    from app.settings import SEED_EVENT_TYPES
+    from app.webhooks import validate_events
+
+    assert validate_events(["hookstream.*", "hookstream.webhook.disabled"], SEED_EVENT_TYPES)
+
+
+def test_the_operator_copy_is_typed_hookstream_and_never_about_an_operator_delivery() -> None:
+    from app.lifecycle import operator_copy
+
+    made = lifecycle_event(
+        DELIVERY_EXHAUSTED, account_id="acme", webhook_id="hook_1", about=("del_1",),
+        data={"event_type": "user.created"}, now=T0,
+    )  # fmt: skip
+    copy = operator_copy(made)
+    assert copy is not None
+    assert orjson.loads(copy) == {**orjson.loads(made.value()), "type": "hookstream." + made.type}
+    loop = lifecycle_event(
+        DELIVERY_EXHAUSTED, account_id="acme", webhook_id="hook_ops", about=("del_2",),
+        data={"event_type": "hookstream.delivery.exhausted"}, now=T0,
+    )  # fmt: skip
+    assert operator_copy(loop) is None
