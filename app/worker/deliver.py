@@ -322,5 +322,5 @@ def _retry_after(result: AttemptResult, cap: timedelta) -> timedelta | None:
 def _observe(message: AttemptMessage, result: AttemptResult, attempt: AttemptRecord) -> None:
     _ATTEMPTS[attempt.outcome].inc()
     metrics.ATTEMPT_SECONDS.observe(attempt.duration_ms / 1000)
-    if message.attempt == 1 and not isinstance(result, Refused):
+    if message.attempt == 1 and message.origin is Origin.MATCH and not isinstance(result, Refused):
         metrics.EVENT_TO_ATTEMPT.observe(max(0.0, time.time() - message.enqueued_at_ms / 1000))

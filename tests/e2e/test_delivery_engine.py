@@ -231,6 +231,10 @@ async def test_test_endpoint_and_manual_retry_go_through_the_pipeline(pipeline: 
     assert second.headers["X-Webhook-Attempt"] == "2"
     detail = await eventually(lambda: logged(2), timeout=20, what="the second attempt logged")
     assert [a["number"] for a in detail["attempt_log"]] == [1, 2]
+    # One delivery, one row of the webhook's log, however many manual attempts it had.
+    rows = [d for d in await pipeline.deliveries(webhook["id"]) if d["id"] == detail["id"]]
+    assert len(rows) == 1 and rows[0]["attempts"] == 2
+    assert rows[0]["created_at"] == detail["created_at"]
 
 
 async def test_a_key_from_apikey_create_opens_the_api(pipeline: Pipeline) -> None:

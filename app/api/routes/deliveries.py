@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -37,6 +36,7 @@ from app.api.schemas import (
 from app.deliveries import AttemptMessage, DeliveryStatus, Origin
 from app.errors import NotFound
 from app.store.records import DeliveryRecord, EventRecord
+from app.store.timeline import to_ms
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,10 @@ def _manual_attempt(delivery: DeliveryRecord, event: EventRecord) -> AttemptMess
         event_type=delivery.event_type,
         attempt=delivery.attempts + 1,
         body=event.body,
-        enqueued_at_ms=int(time.time() * 1000),
+        # The delivery's own creation time, not now: the worker records its state with this
+        # as created_at, which places the row in the delivery log (a new time would list the
+        # same delivery twice).
+        enqueued_at_ms=to_ms(delivery.created_at),
         origin=Origin.MANUAL,
         account_id=delivery.account_id,
     )
