@@ -5,8 +5,8 @@ producer over confluent-kafka whose ``send`` returns only once Kafka acknowledge
 
 Connection security lives here once per client library: ``client_config`` for every
 confluent-kafka client, ``aiokafka_config`` and ``faust_credentials`` for the worker's aiokafka
-and Faust clients. ``metadata`` turns a refused SASL login or TLS handshake, which librdkafka
-would retry forever, into an error naming the setting.
+and Faust clients. ``CheckedAdmin`` (and ``metadata``) turns a refused SASL login or TLS handshake,
+which librdkafka would retry forever, into an error naming the setting.
 """
 
 from __future__ import annotations
@@ -63,8 +63,9 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 
 def create_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     """Create the missing topics; idempotent. Returns the names it created."""
-    admin = admin_client(settings)
-    existing = set(metadata(settings, timeout=timeout).topics)
+    checked = CheckedAdmin(settings)
+    admin = checked.admin
+    existing = set(checked.metadata(timeout=timeout).topics)
     wanted = [spec for spec in topic_specs(settings) if spec.topic not in existing]
     if not wanted:
         return []
@@ -86,10 +87,11 @@ def wait_for_topics(settings: Settings, names: list[str], timeout: float = 60.0)
     nothing and stays idle until its next metadata refresh (minutes). So roles wait here, at
     start-up, for what ``migrate`` created. Raises HookstreamError naming the missing topics.
     """
+    checked = CheckedAdmin(settings)  # one client (one login) for the whole wait
     deadline = time.monotonic() + timeout
     missing = set(names)
     while True:
-        topics = metadata(settings, timeout=10).topics
+        topics = checked.metadata(timeout=10).topics
         missing = {n for n in names if n not in topics or not topics[n].partitions}
         if not missing:
             return
@@ -202,39 +204,51 @@ def admin_client(settings: Settings, **config: Any) -> AdminClient:
     return AdminClient({**client_config(settings), **config})
 
 
-def metadata(settings: Settings, topic: str | None = None, timeout: float = 15.0) -> Any:
-    """The cluster's metadata (``ClusterMetadata``), or a ``HookstreamError`` that names the
-    setting at fault when the brokers refuse our credentials or certificate.
+class CheckedAdmin:
+    """An AdminClient on ``client_config`` whose ``metadata`` fails fast, naming the setting
+    at fault, when the brokers refuse our credentials or certificate.
 
     librdkafka retries a refused SASL login or TLS handshake forever, so without this a role
     would hang at start-up; here the first such error ends the wait.
     """
-    refused: list[tuple[str, str]] = []
 
-    def on_error(err: KafkaError) -> None:
-        if (setting := _setting_at_fault(settings, err)) is not None:
-            refused.append((err.str(), setting))
+    def __init__(self, settings: Settings, **config: Any) -> None:
+        self._settings = settings
+        self._refused: list[tuple[str, str]] = []
+        self.admin = admin_client(settings, error_cb=self._on_error, log_level=0, **config)
 
-    admin = admin_client(settings, error_cb=on_error, log_level=0)
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while True:
-        try:
-            return admin.list_topics(topic, timeout=min(2.0, max(deadline - time.monotonic(), 0.1)))
-        except KafkaException as exc:
-            last = str(exc.args[0].str() if exc.args else exc)
-        admin.poll(0)  # deliver pending error callbacks
-        if refused:
-            raise HookstreamError(
-                f"Kafka at {settings.kafka.bootstrap_servers} refused the connection: "
-                f"{refused[-1][0]} — check {refused[-1][1]}"
-            )
-        if time.monotonic() > deadline:
-            raise HookstreamError(
-                f"Kafka at {settings.kafka.bootstrap_servers} did not answer in {timeout:.0f} s "
-                f"({last}); check HOOKSTREAM_KAFKA__BOOTSTRAP_SERVERS and "
-                f"HOOKSTREAM_KAFKA__SECURITY_PROTOCOL ({settings.kafka.security_protocol})"
-            )
+    def _on_error(self, err: KafkaError) -> None:
+        if (setting := _setting_at_fault(self._settings, err)) is not None:
+            self._refused.append((err.str(), setting))
+
+    def metadata(self, topic: str | None = None, timeout: float = 15.0) -> Any:
+        """The cluster's metadata (``ClusterMetadata``), or a ``HookstreamError``."""
+        servers = self._settings.kafka.bootstrap_servers
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while True:
+            wait = min(2.0, max(deadline - time.monotonic(), 0.1))
+            try:
+                return self.admin.list_topics(topic, timeout=wait)
+            except KafkaException as exc:
+                last = str(exc.args[0].str() if exc.args else exc)
+            self.admin.poll(0)  # deliver pending error callbacks
+            if self._refused:
+                error, setting = self._refused[-1]
+                raise HookstreamError(
+                    f"Kafka at {servers} refused the connection: {error} — check {setting}"
+                )
+            if time.monotonic() > deadline:
+                raise HookstreamError(
+                    f"Kafka at {servers} did not answer in {timeout:.0f} s ({last}); check "
+                    "HOOKSTREAM_KAFKA__BOOTSTRAP_SERVERS and HOOKSTREAM_KAFKA__SECURITY_PROTOCOL "
+                    f"({self._settings.kafka.security_protocol})"
+                )
+
+
+def metadata(settings: Settings, topic: str | None = None, timeout: float = 15.0) -> Any:
+    """``CheckedAdmin(settings).metadata(topic, timeout)``: one look, with a client of its own."""
+    return CheckedAdmin(settings).metadata(topic, timeout)
 
 
 class AsyncProducer:
