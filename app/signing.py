@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -116,14 +117,18 @@ def attempt_headers(
     timestamp: int,
     secret: str | None = None,
     keys: SigningKeys | None = None,
+    custom: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Every header of one attempt. ``timestamp`` is taken per attempt (Unix seconds).
-    Signed with ``keys`` (a webhook's, from ``KeyCache``) or else the one ``secret``."""
+    Signed with ``keys`` (a webhook's, from ``KeyCache``) or else the one ``secret``.
+    ``custom`` (the webhook's own headers) come first; Hookstream's are set after them, so
+    none of its own can be overridden (``validate_headers`` refuses those names anyway)."""
     if keys is None:
         assert secret is not None, "attempt_headers needs keys or a secret"
         keys = SigningKeys.of_secret(secret)
     signed = f"{event_id}.{timestamp}.".encode() + body
-    headers = {
+    headers = dict(custom) if custom else {}
+    headers |= {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "X-Webhook-Signature": _hex(keys.seed[0], body),
@@ -139,6 +144,16 @@ def attempt_headers(
     return headers
 
 
-def loggable_headers(headers: dict[str, str]) -> dict[str, str]:
-    """The request headers with signatures removed: what an attempt record may keep."""
-    return {k: v for k, v in headers.items() if k.lower() not in SIGNATURE_HEADERS}
+REDACTED = "[redacted]"
+
+
+def loggable_headers(
+    headers: dict[str, str], custom: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The request headers with signatures removed and the webhook's custom headers' values
+    redacted (they often carry credentials): what an attempt record may keep."""
+    return {
+        k: REDACTED if custom and k in custom else v
+        for k, v in headers.items()
+        if k.lower() not in SIGNATURE_HEADERS
+    }

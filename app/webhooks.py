@@ -95,6 +95,42 @@ def validate_secret(secret: str) -> str:
     return secret
 
 
+# Custom headers: RFC 9110 token names; values of visible ASCII, spaces and tabs (no CR/LF,
+# so no header injection). Hookstream's own headers and the transport's cannot be set.
+MAX_CUSTOM_HEADERS = 20
+MAX_HEADER_VALUE = 1000
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+_RESERVED_HEADERS = frozenset(
+    {"content-type", "content-length", "content-encoding", "transfer-encoding", "host",
+     "user-agent", "connection", "keep-alive", "te", "trailer", "upgrade", "expect",
+     "proxy-authorization", "proxy-connection"}
+)  # fmt: skip
+_RESERVED_PREFIXES = ("x-webhook-", "webhook-", "hookstream-")
+
+
+def validate_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Custom headers a webhook's requests carry; InvalidWebhook naming the bad one."""
+    if len(headers) > MAX_CUSTOM_HEADERS:
+        raise InvalidWebhook("headers", f"at most {MAX_CUSTOM_HEADERS} headers")
+    seen: set[str] = set()
+    for name, value in headers.items():
+        where = f"headers.{name}"
+        lower = name.lower()
+        if not _HEADER_NAME.fullmatch(name):
+            raise InvalidWebhook(where, "is not a header name (letters, digits, - and _)")
+        if lower in _RESERVED_HEADERS or lower.startswith(_RESERVED_PREFIXES):
+            raise InvalidWebhook(where, "is set by Hookstream and cannot be overridden")
+        if lower in seen:
+            raise InvalidWebhook(where, "is given twice (header names ignore case)")
+        seen.add(lower)
+        if len(value) > MAX_HEADER_VALUE or not _HEADER_VALUE.fullmatch(value):
+            raise InvalidWebhook(
+                where, f"must be at most {MAX_HEADER_VALUE} visible ASCII characters"
+            )
+    return dict(headers)
+
+
 def is_event_pattern(text: str) -> bool:
     """An exact dotted type (``user.created``) or a wildcard (``user.*``, ``*``)."""
     return bool(_EVENT_PATTERN.fullmatch(text) or _WILDCARD_PATTERN.fullmatch(text))
@@ -152,6 +188,8 @@ class Webhook:
     # Why Hookstream disabled it (auto-disable), None when active or paused by the API.
     disabled_reason: str | None = None
     disabled_at: datetime | None = None
+    # Custom headers on every request (validate_headers); never Hookstream's own.
+    headers: dict[str, str] = field(default_factory=dict)
     filter: Filter | None = None  # on the event's data, besides the types (app.filters)
 
     def live_previous_secrets(self, now: datetime) -> tuple[PreviousSecret, ...]:
@@ -191,6 +229,7 @@ def webhook_to_json(webhook: Webhook) -> bytes:
             ],
             "disabled_reason": webhook.disabled_reason,
             "disabled_at": webhook.disabled_at,
+            "headers": webhook.headers,
             "filter": webhook.filter.source if webhook.filter is not None else None,
         }
     )
@@ -214,6 +253,7 @@ def webhook_from_json(raw: bytes) -> Webhook:
             for p in obj.get("previous_secrets") or ()
         ),
         disabled_reason=obj.get("disabled_reason"),
+        headers=dict(obj.get("headers") or {}),
         disabled_at=(
             datetime.fromisoformat(obj["disabled_at"]) if obj.get("disabled_at") else None
         ),

@@ -59,6 +59,16 @@ Secret = Annotated[
     ),
 ]
 Description = Annotated[str, Field(max_length=MAX_DESCRIPTION_LENGTH)]
+CustomHeaders = Annotated[
+    dict[str, str],
+    Field(
+        description="Headers added to every request (e.g. an `Authorization` your endpoint "
+        "checks): at most 20, token names, visible-ASCII values; Hookstream's own headers "
+        "(`X-Webhook-*`, `webhook-*`, `Content-Type`, `User-Agent`, …) cannot be set. Their "
+        "values are redacted in the attempt log.",
+        examples=[{"Authorization": "Bearer my-endpoint-token"}],
+    ),
+]
 MetadataKey = Annotated[str, Field(min_length=1, max_length=MAX_METADATA_KEY_LENGTH)]
 MetadataValue = Annotated[str, Field(max_length=MAX_METADATA_VALUE_LENGTH)]
 Metadata = Annotated[
@@ -81,6 +91,11 @@ PayloadFilter = Annotated[
 ]
 
 
+def _no_headers(value: object) -> bool:
+    """Custom headers appear only when set: the seed's shape stays as it is otherwise."""
+    return not value
+
+
 def _filter_absent(value: object) -> bool:
     return value is None
 
@@ -100,6 +115,7 @@ class WebhookCreate(_Request):
     description: Description | None = None
     metadata: Metadata = Field(default_factory=dict)
     filter: PayloadFilter | None = None
+    headers: CustomHeaders = Field(default_factory=dict)
 
 
 def _not_null(schema: dict[str, Any]) -> None:
@@ -128,6 +144,7 @@ class WebhookUpdate(_Request):
         default=None, description="Replaces the filter; `null` removes it."
     )
     secret: Secret | None = Field(default=None, json_schema_extra=_not_null)
+    headers: CustomHeaders | None = Field(default=None, json_schema_extra=_not_null)
 
 
 def _none(value: object) -> bool:
@@ -197,6 +214,7 @@ class WebhookPublic(BaseModel):
     description: str | None
     metadata: dict[str, str]
     filter: dict[str, Any] | None = Field(None, exclude_if=_filter_absent)
+    headers: dict[str, str] = Field(default_factory=dict, exclude_if=_no_headers)
     disabled_reason: str | None = Field(
         None,
         exclude_if=_none,
@@ -245,6 +263,7 @@ class WebhookCreated(BaseModel):
     description: str | None
     metadata: dict[str, str]
     filter: dict[str, Any] | None = Field(None, exclude_if=_filter_absent)
+    headers: dict[str, str] = Field(default_factory=dict, exclude_if=_no_headers)
 
     @classmethod
     def of(cls, webhook: Webhook) -> WebhookCreated:
@@ -288,6 +307,7 @@ def _webhook_fields(webhook: Webhook) -> dict[str, object]:
         "description": webhook.description,
         "metadata": dict(webhook.metadata),
         "filter": webhook.filter.source if webhook.filter is not None else None,
+        "headers": dict(webhook.headers),
     }
 
 

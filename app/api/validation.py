@@ -14,10 +14,17 @@ from app.delivery.urls import validate_url
 from app.errors import InvalidWebhook
 from app.filters import Filter, compile_filter
 from app.settings import Settings
-from app.webhooks import Webhook, generate_secret, new_webhook_id, validate_events, validate_secret
+from app.webhooks import (
+    Webhook,
+    generate_secret,
+    new_webhook_id,
+    validate_events,
+    validate_headers,
+    validate_secret,
+)
 
 # Fields of WebhookUpdate that may be set but never set to null.
-_NOT_NULL = ("url", "events", "active", "metadata", "secret")
+_NOT_NULL = ("url", "events", "active", "metadata", "secret", "headers")
 
 
 def check_url(url: str, settings: Settings) -> str:
@@ -61,6 +68,7 @@ def new_webhook(body: WebhookCreate, settings: Settings) -> Webhook:
         description=body.description,
         metadata=check_metadata(body.metadata),
         filter=check_filter(body.filter),
+        headers=validate_headers(body.headers),
     )
 
 
@@ -85,6 +93,8 @@ def updated_webhook(webhook: Webhook, body: WebhookUpdate, settings: Settings) -
         changes["secret"] = validate_secret(body.secret)
     if "filter" in present:
         changes["filter"] = check_filter(body.filter)
+    if body.headers is not None:
+        changes["headers"] = validate_headers(body.headers)
     if not changes:
         return webhook
     return replace(webhook, **changes, updated_at=stamp())  # type: ignore[arg-type]

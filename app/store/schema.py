@@ -194,8 +194,9 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
         "account_id": "text",
         # Rotation: secrets still signing beside the current one, (secret, expires_at).
         "previous_secrets": "list<frozen<tuple<text, timestamp>>>",
-        "disabled_reason": "text",  # auto-disable (app.recorder.health)
+        "disabled_reason": "text",  # auto-disable (app.health)
         "disabled_at": "timestamp",
+        "headers": "map<text, text>",  # custom request headers
     },
     API_KEYS: {"account_id": "text", "id": "text"},
     DELIVERIES: {"account_id": "text"},

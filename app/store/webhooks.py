@@ -20,6 +20,7 @@ _COLUMNS = (
 )
 # The filter (app.filters) as JSON text, null for none.
 _COLUMNS += ", filter"
+_COLUMNS += ", headers"  # custom request headers (app.webhooks.validate_headers)
 _MARKS = ", ".join("?" for _ in _COLUMNS.split(","))
 
 
@@ -134,6 +135,7 @@ class WebhookRepository:
                 webhook.disabled_reason,
                 webhook.disabled_at,
                 webhook.filter.to_json() if webhook.filter is not None else None,
+                dict(webhook.headers),
             ),
         )
 
@@ -161,4 +163,5 @@ def _webhook(row: Row) -> Webhook:
         disabled_reason=row["disabled_reason"],
         disabled_at=from_cql(row["disabled_at"]),
         filter=filter_from_json(row["filter"]),
+        headers=dict(row["headers"] or {}),
     )

@@ -117,6 +117,7 @@ async def _deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
     started = datetime.now(UTC)
     headers = attempt_headers(
         keys=ctx.keys.get(webhook, started.timestamp()),
+        custom=webhook.headers,
         body=message.body,
         event_id=message.event_id,
         event_type=message.event_type,
@@ -128,7 +129,7 @@ async def _deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
         AttemptRequest(url=webhook.url, body=message.body, headers=headers, webhook_id=webhook.id)
     )
     finished = datetime.now(UTC)
-    attempt = _attempt_record(message, started, result, loggable_headers(headers))
+    attempt = _attempt_record(message, started, result, loggable_headers(headers, webhook.headers))
     _observe(message, result, attempt)
     if ctx.webhook_health is not None:  # memory only: endpoint health and auto-disable
         ctx.webhook_health.observe(

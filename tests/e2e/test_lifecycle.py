@@ -363,3 +363,47 @@ async def test_operator_events_are_delivered_to_a_webhook_subscribed_to_them(
     assert {d["webhook_id"] for d in deliveries} == {operator["id"]}
     assert everything["id"] not in {d["webhook_id"] for d in deliveries}
     assert not any(body["id"].encode() in r.body for r in pipeline.receiver.at("/everything"))
+
+
+async def test_custom_headers_reach_the_receiver_and_are_redacted_in_the_log(
+    pipeline: Pipeline,
+) -> None:
+    refused = await pipeline.api.post(
+        "/v1/webhooks",
+        json={
+            "url": pipeline.receiver.url("/custom"),
+            "events": ["user.created"],
+            "headers": {"X-Webhook-Signature": "forged"},
+        },
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["field"] == "headers.X-Webhook-Signature"
+    webhook = await pipeline.webhook(
+        "/custom", headers={"Authorization": "Bearer endpoint-token", "X-Tenant": "acme"}
+    )
+    assert webhook["headers"] == {"Authorization": "Bearer endpoint-token", "X-Tenant": "acme"}
+    sent = event()
+    request = await delivered(pipeline, "/custom", sent)
+    assert request.headers["Authorization"] == "Bearer endpoint-token"
+    assert request.headers["X-Tenant"] == "acme"
+    assert seed_ok(request, webhook["secret"])
+
+    async def logged() -> dict[str, Any] | None:
+        response = await pipeline.api.get(f"/v1/events/{sent['id']}/deliveries")
+        mine = [
+            d for d in response.json().get("deliveries", []) if d["webhook_id"] == webhook["id"]
+        ]
+        if not mine or mine[0]["status"] != "success":
+            return None
+        detail: dict[str, Any] = (await pipeline.api.get(f"/v1/deliveries/{mine[0]['id']}")).json()
+        return detail
+
+    detail = await eventually(logged, timeout=15, what="the delivery's attempt log")
+    sent_headers = detail["attempt_log"][0]["request_headers"]
+    assert (
+        sent_headers["Authorization"] == "[redacted]" and sent_headers["X-Tenant"] == "[redacted]"
+    )
+    assert "endpoint-token" not in orjson.dumps(detail).decode()
+    # PATCH replaces them; {} removes them all.
+    patched = await pipeline.api.patch(f"/v1/webhooks/{webhook['id']}", json={"headers": {}})
+    assert patched.status_code == 200 and "headers" not in patched.json()
