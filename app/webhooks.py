@@ -190,6 +190,8 @@ class Webhook:
     disabled_at: datetime | None = None
     # Custom headers on every request (validate_headers); never Hookstream's own.
     headers: dict[str, str] = field(default_factory=dict)
+    # Deliveries per second at most (app.worker.ratelimit); None: no limit.
+    rate_limit: int | None = None
     filter: Filter | None = None  # on the event's data, besides the types (app.filters)
 
     def live_previous_secrets(self, now: datetime) -> tuple[PreviousSecret, ...]:
@@ -230,6 +232,7 @@ def webhook_to_json(webhook: Webhook) -> bytes:
             "disabled_reason": webhook.disabled_reason,
             "disabled_at": webhook.disabled_at,
             "headers": webhook.headers,
+            "rate_limit": webhook.rate_limit,
             "filter": webhook.filter.source if webhook.filter is not None else None,
         }
     )
@@ -254,6 +257,7 @@ def webhook_from_json(raw: bytes) -> Webhook:
         ),
         disabled_reason=obj.get("disabled_reason"),
         headers=dict(obj.get("headers") or {}),
+        rate_limit=obj.get("rate_limit"),
         disabled_at=(
             datetime.fromisoformat(obj["disabled_at"]) if obj.get("disabled_at") else None
         ),

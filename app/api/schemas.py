@@ -59,6 +59,16 @@ Secret = Annotated[
     ),
 ]
 Description = Annotated[str, Field(max_length=MAX_DESCRIPTION_LENGTH)]
+RateLimit = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=100_000,
+        description="Deliveries per second at most (a token bucket with one second of burst); "
+        "excess deliveries wait their turn, none is dropped. Omitted or null: no limit.",
+        examples=[50],
+    ),
+]
 CustomHeaders = Annotated[
     dict[str, str],
     Field(
@@ -92,7 +102,8 @@ PayloadFilter = Annotated[
 
 
 def _no_headers(value: object) -> bool:
-    """Custom headers appear only when set: the seed's shape stays as it is otherwise."""
+    """Custom headers and a rate limit appear only when set: the seed's shape stays as it is
+    otherwise."""
     return not value
 
 
@@ -116,6 +127,7 @@ class WebhookCreate(_Request):
     metadata: Metadata = Field(default_factory=dict)
     filter: PayloadFilter | None = None
     headers: CustomHeaders = Field(default_factory=dict)
+    rate_limit: RateLimit | None = None
 
 
 def _not_null(schema: dict[str, Any]) -> None:
@@ -145,6 +157,7 @@ class WebhookUpdate(_Request):
     )
     secret: Secret | None = Field(default=None, json_schema_extra=_not_null)
     headers: CustomHeaders | None = Field(default=None, json_schema_extra=_not_null)
+    rate_limit: RateLimit | None = Field(default=None, description="null removes the limit.")
 
 
 def _none(value: object) -> bool:
@@ -215,6 +228,7 @@ class WebhookPublic(BaseModel):
     metadata: dict[str, str]
     filter: dict[str, Any] | None = Field(None, exclude_if=_filter_absent)
     headers: dict[str, str] = Field(default_factory=dict, exclude_if=_no_headers)
+    rate_limit: int | None = Field(None, exclude_if=_no_headers)
     disabled_reason: str | None = Field(
         None,
         exclude_if=_none,
@@ -264,6 +278,7 @@ class WebhookCreated(BaseModel):
     metadata: dict[str, str]
     filter: dict[str, Any] | None = Field(None, exclude_if=_filter_absent)
     headers: dict[str, str] = Field(default_factory=dict, exclude_if=_no_headers)
+    rate_limit: int | None = Field(None, exclude_if=_no_headers)
 
     @classmethod
     def of(cls, webhook: Webhook) -> WebhookCreated:
@@ -308,6 +323,7 @@ def _webhook_fields(webhook: Webhook) -> dict[str, object]:
         "metadata": dict(webhook.metadata),
         "filter": webhook.filter.source if webhook.filter is not None else None,
         "headers": dict(webhook.headers),
+        "rate_limit": webhook.rate_limit,
     }
 
 

@@ -69,6 +69,7 @@ def new_webhook(body: WebhookCreate, settings: Settings) -> Webhook:
         metadata=check_metadata(body.metadata),
         filter=check_filter(body.filter),
         headers=validate_headers(body.headers),
+        rate_limit=body.rate_limit,
     )
 
 
@@ -95,6 +96,8 @@ def updated_webhook(webhook: Webhook, body: WebhookUpdate, settings: Settings) -
         changes["filter"] = check_filter(body.filter)
     if body.headers is not None:
         changes["headers"] = validate_headers(body.headers)
+    if "rate_limit" in present:
+        changes["rate_limit"] = body.rate_limit
     if not changes:
         return webhook
     return replace(webhook, **changes, updated_at=stamp())  # type: ignore[arg-type]

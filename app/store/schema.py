@@ -197,6 +197,7 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
         "disabled_reason": "text",  # auto-disable (app.health)
         "disabled_at": "timestamp",
         "headers": "map<text, text>",  # custom request headers
+        "rate_limit": "int",  # deliveries per second at most
     },
     API_KEYS: {"account_id": "text", "id": "text"},
     DELIVERIES: {"account_id": "text"},

@@ -21,6 +21,7 @@ _COLUMNS = (
 # The filter (app.filters) as JSON text, null for none.
 _COLUMNS += ", filter"
 _COLUMNS += ", headers"  # custom request headers (app.webhooks.validate_headers)
+_COLUMNS += ", rate_limit"  # deliveries per second at most (app.worker.ratelimit)
 _MARKS = ", ".join("?" for _ in _COLUMNS.split(","))
 
 
@@ -136,6 +137,7 @@ class WebhookRepository:
                 webhook.disabled_at,
                 webhook.filter.to_json() if webhook.filter is not None else None,
                 dict(webhook.headers),
+                webhook.rate_limit,
             ),
         )
 
@@ -164,4 +166,5 @@ def _webhook(row: Row) -> Webhook:
         disabled_at=from_cql(row["disabled_at"]),
         filter=filter_from_json(row["filter"]),
         headers=dict(row["headers"] or {}),
+        rate_limit=row["rate_limit"],
     )

@@ -12,6 +12,7 @@ from app.settings import Settings
 from app.signing import KeyCache
 from app.topics import Topics
 from app.worker.handoff import Health
+from app.worker.ratelimit import RateLimits
 from app.worker.recent import RecentEvents
 
 if TYPE_CHECKING:
@@ -64,3 +65,5 @@ class WorkerContext:
     keys: KeyCache = field(default_factory=KeyCache)
     # Endpoint health and auto-disable (app.worker.health); None: not tracked (tests).
     webhook_health: HealthTracker | None = None
+    # Per-webhook token buckets (app.worker.ratelimit): excess attempts wait their turn.
+    rate_limits: RateLimits = field(default_factory=RateLimits)

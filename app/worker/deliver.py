@@ -114,6 +114,8 @@ async def _deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
         _count_for_account(message.account_id, "cancelled")
         return
 
+    if webhook.rate_limit is not None:  # before signing: the timestamp is the send's
+        await ctx.rate_limits.wait(webhook.id, webhook.rate_limit)
     started = datetime.now(UTC)
     headers = attempt_headers(
         keys=ctx.keys.get(webhook, started.timestamp()),

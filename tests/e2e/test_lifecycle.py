@@ -407,3 +407,28 @@ async def test_custom_headers_reach_the_receiver_and_are_redacted_in_the_log(
     # PATCH replaces them; {} removes them all.
     patched = await pipeline.api.patch(f"/v1/webhooks/{webhook['id']}", json={"headers": {}})
     assert patched.status_code == 200 and "headers" not in patched.json()
+
+
+async def test_a_rate_limited_webhook_gets_every_delivery_spaced_at_its_rate(
+    pipeline: Pipeline,
+) -> None:
+    webhook = await pipeline.webhook("/limited", events=["project.created"], rate_limit=2)
+    assert webhook["rate_limit"] == 2
+    sent = [event("project.created") for _ in range(8)]
+    produce_events(pipeline.settings, sent)
+    ids = {e["id"].encode() for e in sent}
+
+    def arrived() -> list[Received] | None:
+        got = [r for r in pipeline.receiver.at("/limited") if any(i in r.body for i in ids)]
+        return got if len(got) == len(sent) else None
+
+    requests = await eventually(arrived, timeout=30, what="all 8 rate-limited deliveries")
+    times = sorted(r.at for r in requests)
+    # A bucket of 2 tokens refilled at 2/s lets at most 2 + 2t through in any t seconds: the
+    # 8 take at least 3 s, and any 5 in a row at least 1.5 s (less a little for the clocks).
+    assert times[-1] - times[0] >= 2.8, times
+    assert all(times[i + 4] - times[i] >= 1.3 for i in range(len(times) - 4)), times
+    cleared = await pipeline.api.patch(f"/v1/webhooks/{webhook['id']}", json={"rate_limit": None})
+    assert cleared.status_code == 200 and "rate_limit" not in cleared.json()
+    refused = await pipeline.api.patch(f"/v1/webhooks/{webhook['id']}", json={"rate_limit": 0})
+    assert refused.status_code == 422
