@@ -18,17 +18,13 @@ import asyncio
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
 from types import FrameType
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from confluent_kafka import Consumer, Message, TopicPartition
-from prometheus_client import make_wsgi_app
 
 from app.errors import HookstreamError
 from app.kafka import AsyncProducer, client_config, wait_for_topics
+from app.probes import serve_health
 from app.replay import metrics
 from app.replay.jobs import ReplayStatus, job_id
 from app.replay.runner import Interrupted, ReplayRunner
@@ -39,7 +35,6 @@ from app.topics import Topics
 log = logging.getLogger(__name__)
 
 BACKOFF_MAX_S = 30.0
-StartResponse = Callable[..., Any]
 
 
 def main(settings: Settings) -> None:
@@ -54,7 +49,7 @@ def main(settings: Settings) -> None:
     topics = Topics.from_settings(settings)
     wait_for_topics(settings, [topics.replays, topics.events])
     replayer = Replayer(settings, topics)
-    server = serve_health(replayer, settings.replay.metrics_port)
+    server = serve_health(replayer, settings.replay.metrics_port, "replayer")
     try:
         asyncio.run(replayer.run(stop))
     finally:
@@ -180,43 +175,3 @@ class Replayer:
             tp.topic == busy.topic() and tp.partition == busy.partition() for tp in partitions
         ):
             self._lost = True
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Scrapes and probes every few seconds are not log lines."""
-
-
-def health_app(replayer: Replayer) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    """``/healthz`` (the process runs), ``/readyz`` (taking jobs), Prometheus elsewhere."""
-    prometheus = make_wsgi_app()
-
-    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if path == "/healthz":
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [b"ok\n"]
-        if path == "/readyz":
-            if replayer.ready:
-                start_response("200 OK", [("Content-Type", "text/plain")])
-                return [b"ready\n"]
-            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-            return [f"not ready: {replayer.reason}\n".encode()]
-        return prometheus(environ, start_response)  # type: ignore[no-any-return]
-
-    return app
-
-
-def serve_health(replayer: Replayer, port: int) -> _Server | None:
-    """Serve ``health_app`` on all interfaces in a daemon thread (0: off)."""
-    if not port:
-        return None
-    server = make_server(
-        "0.0.0.0", port, health_app(replayer), server_class=_Server, handler_class=_QuietHandler
-    )
-    threading.Thread(target=server.serve_forever, name="replayer-health", daemon=True).start()
-    return server  # type: ignore[return-value]
