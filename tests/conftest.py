@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -27,7 +28,7 @@ def stack_settings(request: pytest.FixtureRequest) -> object:
     from app.settings import Settings
 
     settings = Settings()
-    ensure_stack(settings, request.addfinalizer)
+    ensure_stack(settings, request.addfinalizer, fresh=True)
     return settings
 
 
@@ -35,3 +36,18 @@ def stack_settings(request: pytest.FixtureRequest) -> object:
 def unique() -> str:
     """A short unique token for topic prefixes, keyspaces, group ids."""
     return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_module_keyspaces() -> Iterator[None]:
+    """Drop the keyspaces this module's tests named (``tests.support.NAMED_KEYSPACES``) once
+    the module's own fixtures are done with them: autouse, so it is set up before them and torn
+    down after them."""
+    from tests.support import NAMED_KEYSPACES, drop_keyspaces
+
+    start = len(NAMED_KEYSPACES)
+    yield
+    named = NAMED_KEYSPACES[start:]
+    del NAMED_KEYSPACES[start:]
+    if named:
+        drop_keyspaces(named)

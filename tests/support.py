@@ -232,10 +232,21 @@ class Role:
             return self.proc.wait(10)
 
 
+# Every keyspace ``isolated`` names, with the settings that reach its Cassandra; the root
+# conftest drops a module's keyspaces when the module ends (``drop_keyspaces``). Why: Cassandra
+# keeps heap per table (metrics, memtables, index state) until the table is dropped, and one run
+# of the suite names well over a hundred nine-table keyspaces. Kept, they filled the shared test
+# node's 1 GB heap about two-thirds into the run: OutOfMemoryError, the node exits, and every
+# later test sees "connection refused".
+NAMED_KEYSPACES: list[tuple[Settings, str]] = []
+
+
 def isolated(settings: Settings, token: str) -> Settings:
-    """Settings with their own topic prefix, events topic, groups and keyspace."""
+    """Settings with their own topic prefix, events topic, groups and keyspace (dropped when
+    the test module ends)."""
     from app.settings import CassandraSettings, KafkaSettings
 
+    NAMED_KEYSPACES.append((settings, f"t{token}"))
     return settings.model_copy(
         update={
             "kafka": KafkaSettings(
@@ -256,6 +267,29 @@ def isolated(settings: Settings, token: str) -> Settings:
             ),
         }
     )
+
+
+def drop_keyspaces(named: list[tuple[Settings, str]]) -> None:
+    """Drop these keyspaces, one connection per Cassandra. A Cassandra that no longer answers
+    (a module's own stack, stopped before this runs) took its keyspaces with it."""
+    from app.store.errors import StoreUnavailable
+    from app.store.schema import DDL_TIMEOUT
+    from app.store.session import connect
+
+    by_node: dict[tuple[tuple[str, ...], int], tuple[Settings, set[str]]] = {}
+    for settings, keyspace in named:
+        node = (tuple(settings.cassandra.hosts), settings.cassandra.port)
+        by_node.setdefault(node, (settings, set()))[1].add(keyspace)
+    for settings, keyspaces in by_node.values():
+        try:
+            session = connect(settings)
+        except StoreUnavailable:
+            continue
+        try:
+            for keyspace in sorted(keyspaces):
+                session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=DDL_TIMEOUT)
+        finally:
+            session.cluster.shutdown()
 
 
 API_KEY = "test-key-0123456789abcdef"

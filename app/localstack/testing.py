@@ -32,6 +32,7 @@ def ensure_stack(
     keep: bool | None = None,
     progress: Callable[[str], None] | None = None,
     secure: bool = False,
+    fresh: bool = False,
 ) -> LocalStack:
     """A ready stack on the ports of ``settings``.
 
@@ -42,12 +43,17 @@ def ensure_stack(
     ``HOOKSTREAM_TEST_KEEP_STACK`` environment variable) says to leave it running.
     Raises ``StackError`` when the stack cannot start (busy port, wrong Java, server log tail).
     ``secure``: the secure test profile (its ``settings`` are then the client settings).
+    ``fresh``: a stack this call has to start begins with empty data directories (a test session
+    never needs an earlier one's data, and a node reloading hundreds of stale keyspaces starts
+    slower and with less heap to spare).
     """
     say = progress or log.info
     stack = LocalStack(settings, secure=secure)
     if stack.is_ready():
         say(f"reusing the ready local stack on {settings.kafka.bootstrap_servers}")
         return stack
+    if fresh:
+        stack.down(wipe=True, progress=say)
     stack.up(say)
     if keep is None:
         keep = os.environ.get(KEEP_ENV, "") not in ("", "0", "false")

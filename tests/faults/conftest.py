@@ -74,7 +74,7 @@ class FaultStack:
 @pytest.fixture(scope="package")
 def fault_stack(request: pytest.FixtureRequest) -> Iterator[FaultStack]:
     settings = on_ports(Settings(), **FAULT_PORTS)
-    stack = ensure_stack(settings, request.addfinalizer)
+    stack = ensure_stack(settings, request.addfinalizer, fresh=True)
     fault = FaultStack(settings, stack)
     yield fault
     # Whatever a failed test left paused or stopped, leave the stack answering (or stopped by
