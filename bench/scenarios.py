@@ -26,6 +26,7 @@ from bench import api_probe, stats
 from bench.pipeline import Hook, Pipeline
 from bench.producer import OpenLoopProducer, Run
 from bench.receivers import Arrival, Nginx, Receiver, Scripted
+from bench.stack import server_cpu
 
 Say = Callable[[str], None]
 
@@ -744,14 +745,14 @@ class Scenarios:
             pipe.start_roles()
             pipe.wait_worker_ready(120, poll=0.05)
             ready = time.monotonic()
-            roles_ready = pipe.cpu_roles()
+            roles_ready = pipe.cpu_roles() | server_cpu(self.stack)
             timeout = min(self.plan.backlog_timeout, self.plan.left() - 60)
             arrived = d.wait_arrived([run], timeout)
             all_arrived = time.monotonic()
-            roles_arrived = pipe.cpu_roles()
+            roles_arrived = pipe.cpu_roles() | server_cpu(self.stack)
             drained = d.wait_drained(max(10.0, min(60.0, self.plan.left() - 45)))
             caught_up = time.monotonic()
-            roles_drained = pipe.cpu_roles()
+            roles_drained = pipe.cpu_roles() | server_cpu(self.stack)
             d.flush()
             d.wait_arrived([run], 3)  # the flush above lands within a second
             firsts = stats.first_times(
@@ -765,7 +766,11 @@ class Scenarios:
             # CPU up to the last arrival (the drain) and up to the recorder's catch-up
             cpu_drain = cpu_per_delivery(cpu_used(roles_ready, roles_arrived), delivered)
             cpu_all = cpu_per_delivery(cpu_used(roles_ready, roles_drained), delivered)
-            startup = {r: round(u + s, 2) for r, (u, s) in roles_ready.items()}
+            startup = {  # the servers' totals since they started say nothing here
+                r: round(u + s, 2)
+                for r, (u, s) in roles_ready.items()
+                if r not in {"cassandra", "kafka"}
+            }
             self.say(
                 f"  {key}: {delivered}/{n} arrived in {drain.seconds:.1f} s: "
                 f"{drain.per_s or 0:,.0f} deliveries/s, worker "
@@ -773,6 +778,11 @@ class Scenarios:
                 + (
                     f", recorder {(cpu_all.get('recorder') or 0) / 1000:.2f} ms/delivery"
                     if "recorder" in cpu_all
+                    else ""
+                )
+                + (
+                    f", Cassandra {(cpu_all.get('cassandra') or 0) / 1000:.2f} ms/delivery"
+                    if "cassandra" in cpu_all
                     else ""
                 )
                 + f"; lost {correctness['lost']}, dup {correctness['duplicates']}"

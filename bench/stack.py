@@ -50,3 +50,21 @@ class BenchStack:
         if self.started_here:
             say("stopping the local stack the bench started")
             LocalStack(self.settings).down(progress=say)
+
+
+def server_cpu(settings: Settings) -> dict[str, tuple[float, float]]:
+    """(utime, stime) of the stack's Kafka and Cassandra processes, from ``/proc``: the
+    servers' share of a delivery's CPU (the roles' own is ``Pipeline.cpu_roles``). A server
+    not found (not ours, or stopped) is left out."""
+    from bench.pipeline import cpu_times
+
+    stack = LocalStack(settings)
+    out: dict[str, tuple[float, float]] = {}
+    for name in ("cassandra", "kafka"):
+        pid = stack.daemon(name).running_pid()
+        if pid is not None:
+            try:
+                out[name] = cpu_times(pid)
+            except OSError:
+                continue
+    return out
