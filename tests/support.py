@@ -4,6 +4,7 @@ role processes (api, worker, scheduler) started from Settings, and condition pol
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -12,7 +13,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -448,3 +449,37 @@ def read_topic(settings: Settings, topic: str, timeout: float = 10.0) -> list[An
         return out
     finally:
         consumer.close()
+
+
+PIPELINE_ROLES = ("api", "worker", "scheduler", "recorder")
+
+
+@dataclass
+class Running:
+    """A pipeline of real role processes, a receiver and an API client (``running``)."""
+
+    settings: Settings
+    receiver: Receiver
+    api: Any  # httpx.AsyncClient with the test key
+    roles: dict[str, Role]
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings, roles: tuple[str, ...] = PIPELINE_ROLES
+) -> AsyncIterator[Running]:
+    """Prepare ``settings``' keyspace and topics, start a receiver and the roles, wait for the
+    API to be ready; on exit stop them all (the roles a test replaced included)."""
+    prepare(settings)
+    receiver = Receiver()
+    await receiver.start()
+    started = {name: Role(name, settings).start() for name in roles}
+    api = api_client(settings)
+    try:
+        await eventually(lambda: api_ready(api), timeout=90, what="the API to be ready")
+        yield Running(settings, receiver, api, started)
+    finally:
+        await api.aclose()
+        for role in started.values():
+            await role.astop()
+        await receiver.stop()

@@ -23,12 +23,8 @@ from app.settings import Settings
 from tests.support import (
     API_KEY,
     Receiver,
-    Role,
-    api_client,
-    api_ready,
-    eventually,
     pipeline_settings,
-    prepare,
+    running,
 )
 
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
@@ -70,19 +66,8 @@ async def console(stack_settings: Settings) -> AsyncIterator[Console]:
         uuid.uuid4().hex[:10],
         retry_schedule=(timedelta(0), timedelta(seconds=1)),
     )
-    prepare(settings)
-    receiver = Receiver()
-    await receiver.start()
-    roles = [Role(name, settings).start() for name in ("api", "worker", "scheduler", "recorder")]
-    api = api_client(settings)
-    try:
-        await eventually(lambda: api_ready(api), timeout=90, what="the API to be ready")
-        yield Console(settings, receiver, api)
-    finally:
-        await api.aclose()
-        for role in roles:
-            await role.astop()
-        await receiver.stop()
+    async with running(settings) as run:
+        yield Console(settings, run.receiver, run.api)
 
 
 @pytest.fixture(scope="module")

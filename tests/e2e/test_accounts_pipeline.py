@@ -22,15 +22,12 @@ from app.topics import Topics
 from tests.support import (
     API_KEY,
     Receiver,
-    Role,
-    api_client,
-    api_ready,
     event,
     eventually,
     pipeline_settings,
-    prepare,
     produce_events,
     read_topic,
+    running,
     settings_env,
 )
 
@@ -64,19 +61,8 @@ class Tenancy:
 @pytest.fixture(scope="module")
 async def tenancy(stack_settings: Settings) -> AsyncIterator[Tenancy]:
     settings = pipeline_settings(stack_settings, uuid.uuid4().hex[:10])
-    prepare(settings)
-    receiver = Receiver()
-    await receiver.start()
-    roles = [Role(name, settings).start() for name in ("api", "worker", "recorder")]
-    api = api_client(settings)
-    try:
-        await eventually(lambda: api_ready(api), timeout=90, what="the API to be ready")
-        yield Tenancy(settings, receiver, api)
-    finally:
-        await api.aclose()
-        for role in roles:
-            await role.astop()
-        await receiver.stop()
+    async with running(settings, ("api", "worker", "recorder")) as run:
+        yield Tenancy(settings, run.receiver, run.api)
 
 
 def _ids(received: list[Any]) -> list[str]:

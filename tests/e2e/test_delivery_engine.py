@@ -16,15 +16,12 @@ from app.settings import Settings
 from app.topics import Topics
 from tests.support import (
     Receiver,
-    Role,
-    api_client,
-    api_ready,
     event,
     eventually,
     pipeline_settings,
-    prepare,
     produce_events,
     read_topic,
+    running,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -59,19 +56,8 @@ async def pipeline(stack_settings: Settings) -> AsyncIterator[Pipeline]:
     settings = pipeline_settings(
         stack_settings, uuid.uuid4().hex[:10], delivery={"attempt_timeout": 3.0}
     )
-    prepare(settings)
-    receiver = Receiver()
-    await receiver.start()
-    roles = [Role(name, settings).start() for name in ("api", "worker", "scheduler", "recorder")]
-    api = api_client(settings)
-    try:
-        await eventually(lambda: api_ready(api), timeout=90, what="the API to be ready")
-        yield Pipeline(settings, receiver, api)
-    finally:
-        await api.aclose()
-        for role in roles:
-            await role.astop()
-        await receiver.stop()
+    async with running(settings) as run:
+        yield Pipeline(settings, run.receiver, run.api)
 
 
 async def test_a_receiver_failing_twice_gets_three_attempts_on_schedule(pipeline: Pipeline) -> None:

@@ -18,16 +18,15 @@ from app.accounts import ACCOUNT_HEADER
 from app.settings import ReplaySettings, Settings
 from app.topics import Topics
 from tests.support import (
+    PIPELINE_ROLES,
     Receiver,
     Role,
-    api_client,
-    api_ready,
     event,
     eventually,
     pipeline_settings,
-    prepare,
     produce_events,
     read_topic,
+    running,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -127,22 +126,10 @@ async def pipeline(stack_settings: Settings) -> AsyncIterator[Pipeline]:
         metrics_port=0, consumer_group=f"t{token}-replayer", rate=REPLAY_RATE, batch=50
     )
     settings = pipeline_settings(stack_settings, token, replay=replay)
-    prepare(settings)
-    receiver = Receiver()
-    await receiver.start()
-    names = ("api", "worker", "scheduler", "recorder", "replayer")
-    roles = {name: Role(name, settings).start() for name in names}
-    api = api_client(settings)
-    try:
-        await eventually(lambda: api_ready(api), timeout=90, what="the API to be ready")
-        pipeline = Pipeline(settings, receiver, api)
-        pipeline.roles = roles  # a test may replace one (the replayer takeover)
+    async with running(settings, (*PIPELINE_ROLES, "replayer")) as run:
+        pipeline = Pipeline(settings, run.receiver, run.api)
+        pipeline.roles = run.roles  # a test may replace one (the replayer takeover)
         yield pipeline
-    finally:
-        await api.aclose()
-        for role in roles.values():
-            await role.astop()
-        await receiver.stop()
 
 
 async def test_a_bad_filter_is_refused_naming_the_bad_part(pipeline: Pipeline) -> None:

@@ -24,15 +24,12 @@ from app.topics import Topics
 from tests.support import (
     Received,
     Receiver,
-    Role,
-    api_client,
-    api_ready,
     event,
     eventually,
     pipeline_settings,
-    prepare,
     produce_events,
     read_topic,
+    running,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -67,19 +64,8 @@ async def pipeline(stack_settings: Settings) -> AsyncIterator[Pipeline]:
             )
         }
     )
-    prepare(settings)
-    receiver = Receiver()
-    await receiver.start()
-    roles = [Role(name, settings).start() for name in ("api", "worker", "scheduler", "recorder")]
-    api = api_client(settings)
-    try:
-        await eventually(lambda: api_ready(api), timeout=90, what="the API to be ready")
-        yield Pipeline(settings, receiver, api)
-    finally:
-        await api.aclose()
-        for role in roles:
-            await role.astop()
-        await receiver.stop()
+    async with running(settings) as run:
+        yield Pipeline(settings, run.receiver, run.api)
 
 
 def seed_ok(request: Received, secret: str, header: str = "X-Webhook-Signature") -> bool:
