@@ -1,5 +1,5 @@
-"""Hand results from library threads (the Cassandra driver's I/O thread, librdkafka's
-delivery reports) to the event loop, with one wake-up per burst instead of one per result.
+"""Hand results from library threads (the Cassandra driver's I/O thread, the attempt
+consumer's polling thread) to the event loop, with one wake-up per burst instead of one per result.
 
 ``loop.call_soon_threadsafe`` writes to the loop's self-pipe on every call; at thousands of
 results a second those wake-ups cost about a tenth of the worker's CPU. The inbox queues

@@ -1,7 +1,8 @@
 """Kafka plumbing shared by the API, the CLI and ``migrate``: topic creation and an asyncio
 producer over confluent-kafka whose ``send`` returns only once Kafka acknowledged the message.
 
-(The worker's agents produce through Faust; the scheduler has its own confluent-kafka loop.)
+(The worker, the API, the replayer and ``reseal`` produce through it; the scheduler has its own
+confluent-kafka loop.)
 
 Connection security lives here once per client library: ``client_config`` for every
 confluent-kafka client, ``aiokafka_config`` and ``faust_credentials`` for the worker's aiokafka
@@ -12,6 +13,7 @@ which librdkafka would retry forever, into an error naming the setting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import threading
@@ -23,7 +25,6 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from app.errors import HandOffError, HookstreamError
-from app.inbox import Inbox, inbox
 from app.settings import Settings
 from app.topics import Topics
 
@@ -256,12 +257,25 @@ class AsyncProducer:
 
     ``brokers_down`` is True from librdkafka's "all brokers down" report until the next
     acknowledged message: a health signal that does not wait for a message to time out.
+
+    Delivery reports are served **on the event loop**: a timer calls ``poll(0)`` every
+    ``BUSY_POLL_S`` while messages are unacknowledged and every ``IDLE_POLL_S`` otherwise (for
+    the error callbacks), so each report settles its future directly. A polling thread did
+    this before; at a thousand deliveries a second it cost 12 % of the worker's CPU
+    (BENCHMARKS.md, session 4), most of it handing every report to the loop across the GIL.
+    A report served elsewhere (``close`` from a thread flushes there) is passed to the loop
+    thread-safely.
     """
+
+    BUSY_POLL_S = 0.001
+    IDLE_POLL_S = 0.1
 
     def __init__(self, settings: Settings, **config: Any) -> None:
         self.brokers_down = False
-        self._box: Inbox | None = None
-        self._box_loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
         self._producer = Producer(
             {
                 **client_config(settings),
@@ -276,30 +290,51 @@ class AsyncProducer:
                 **config,
             }
         )
-        self._stop = threading.Event()
-        self._poller = threading.Thread(target=self._poll, name="kafka-producer", daemon=True)
-        self._poller.start()
+        # Built on the loop (every role does): serve the error callbacks from now on.
+        # Built off it: bound by the first send.
+        with contextlib.suppress(RuntimeError):
+            self._bind(asyncio.get_running_loop())
 
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            self._producer.poll(0.1)
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop, self._loop_thread = loop, threading.get_ident()
+        self._timer = loop.call_later(0, self._serve)
+
+    def _serve(self) -> None:
+        """On the loop: serve what librdkafka has ready (reports, errors), then come back."""
+        if self._closed:
+            return
+        self._producer.poll(0)
+        assert self._loop is not None
+        busy = len(self._producer) > 0  # queued or awaiting the broker's acknowledgement
+        self._timer = self._loop.call_later(
+            self.BUSY_POLL_S if busy else self.IDLE_POLL_S, self._serve
+        )
 
     async def send(
         self, topic: str, value: bytes | None, key: bytes | None = None, headers: Headers = ()
     ) -> None:
         """Produce and wait for Kafka's acknowledgement; raises HandOffError if refused."""
         loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._bind(loop)
+        elif self._timer is not None and self._timer.when() - loop.time() > self.BUSY_POLL_S:
+            # Idle until now: serve this message's report at the busy pace, not in 100 ms.
+            self._timer.cancel()
+            self._timer = loop.call_later(self.BUSY_POLL_S, self._serve)
         done: asyncio.Future[None] = loop.create_future()
-
-        box = (
-            self._box if self._box is not None and self._box_loop is loop else self._inbox_of(loop)
-        )
+        on_loop = self._loop_thread
 
         def report(err: KafkaError | None, _msg: object) -> None:
             error = None if err is None else HandOffError(f"kafka: {err.str()}")
             if err is None:
                 self.brokers_down = False
-            box.put(lambda: _settle(done, error))
+            if threading.get_ident() == on_loop:
+                _settle(done, error)
+            else:  # flushed by ``close`` on another thread
+                with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                    loop.call_soon_threadsafe(_settle, done, error)
 
         while True:
             try:
@@ -311,11 +346,6 @@ class AsyncProducer:
                 await asyncio.sleep(0.01)  # local queue full: back off until it drains
         await done
 
-    def _inbox_of(self, loop: asyncio.AbstractEventLoop) -> Inbox:
-        # Looked up once per loop, not per message: the lookup takes a lock.
-        self._box, self._box_loop = inbox(loop), loop
-        return self._box
-
     def _on_error(self, err: KafkaError) -> None:
         # librdkafka reconnects by itself; report the outage once, not every reconnect.
         if err.code() == KafkaError._ALL_BROKERS_DOWN and not self.brokers_down:
@@ -325,9 +355,10 @@ class AsyncProducer:
             log.debug("kafka producer: %s", err.str())
 
     def close(self, timeout: float = 10.0) -> None:
+        """Flush (waiting up to ``timeout`` for acknowledgements) and stop serving reports.
+        Callable on the loop or from a thread (``asyncio.to_thread(producer.close)``)."""
         self._producer.flush(timeout)
-        self._stop.set()
-        self._poller.join(timeout)
+        self._closed = True
 
 
 def _settle(future: asyncio.Future[None], error: Exception | None) -> None:
