@@ -291,6 +291,21 @@ class RecorderSettings(_Group):
     write_concurrency: int = Field(
         32, ge=1, description="Cassandra requests in flight per recorder while writing a batch."
     )
+    # Requests across partition keys (app.store.batches): fewer, larger requests are most of
+    # the recorder's saving; the server warns above its thresholds, refuses above 50 KiB.
+    request_keys: int = Field(
+        32,
+        ge=1,
+        description="Partition keys per Cassandra request at most (raise the server's "
+        "unlogged_batch_across_partitions_warn_threshold to match).",
+    )
+    request_bytes: int = Field(
+        24_000,
+        ge=1_000,
+        le=40_000,
+        description="Estimated bytes per Cassandra request across keys at most (raise the "
+        "server's batch_size_warn_threshold to match; it refuses above 50 KiB).",
+    )
     retry_backoff_max: Duration = Field(
         timedelta(seconds=10),
         description="Longest pause between retries of a batch Cassandra refused.",

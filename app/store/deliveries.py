@@ -12,8 +12,9 @@ replayed or late older record can never overwrite a newer state, and writes may 
 reordered and sent concurrently. That is what lets the recorder write a batch of thousands of
 records at once, and what makes a status change need no delete (there is no row per status).
 
-``record_many`` is the recorder's path: every row of a batch, grouped by partition key into
-few unlogged batches (``app.store.batches``), sent with bounded concurrency. ``record`` and
+``record_many`` is the recorder's path (``app.store.recording``): every row of a batch,
+grouped by partition key into few unlogged batches (``app.store.batches``), sent with
+bounded concurrency. ``record`` and
 ``save_event`` are the same writes for one record (the API's test endpoint). Why no logged
 batch: nothing needs atomicity across views — every write converges on its own, and a write
 that fails is repeated until it succeeds (the recorder does not commit its offset before).
@@ -24,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from cassandra.query import PreparedStatement
 
@@ -32,18 +33,16 @@ from app.accounts import DEFAULT_ACCOUNT, event_key
 from app.deliveries import DeliveryStatus
 from app.settings import Settings
 from app.store import schema
-from app.store.batches import Request, Write, estimate, pack
+from app.store.recording import ATTEMPT, STATE, RecordWriter
 from app.store.records import AttemptRecord, DeliveryPage, DeliveryRecord, EventRecord
-from app.store.rows import attempt_record, attempt_values, delivery_record, delivery_state
+from app.store.rows import attempt_record, delivery_record
 from app.store.session import (
     CassandraSession,
     aexecute,
-    aexecute_batch,
     all_pages,
     prepare,
 )
 from app.store.timeline import (
-    EPOCH,
     Position,
     day_bucket,
     decode_cursor,
@@ -52,17 +51,8 @@ from app.store.timeline import (
     to_ms,
 )
 
-_STATE = (
-    "webhook_id, event_id, event_type, status, attempts, created_at, updated_at, "
-    "status_code, error, delivered_at, next_attempt_at, account_id"
-)
-_STATE_MARKS = ", ".join("?" * 12)
-_ATTEMPT = (
-    "delivery_id, number, started_at, duration_ms, outcome, status_code, error, "
-    "response_excerpt, request_headers"
-)
+_STATE, _ATTEMPT = STATE, ATTEMPT  # the columns, in the order the writer writes them
 
-_US = timedelta(microseconds=1)
 # Day buckets read concurrently once the walk finds them sparse (1, 2, 4, then 8 at a time),
 # so a quiet webhook's 30 empty days cost a handful of round trips, not thirty.
 _MAX_FAN_OUT = 8
@@ -88,26 +78,11 @@ class DeliveryRepository:
         self._session = session
         self._retention = settings.cassandra.retention
         ks = settings.cassandra.keyspace
-        # TTL from settings, write time from each record (microseconds, bound per row).
-        using = f"USING TTL {schema.ttl_seconds(settings)} AND TIMESTAMP ?"
-
-        def insert(table: str, key_columns: str, marks: int) -> PreparedStatement:
-            values = ", ".join("?" * marks)
-            return prepare(
-                session,
-                f"INSERT INTO {table} ({key_columns}, {_STATE}) "
-                f"VALUES ({values}, {_STATE_MARKS}) {using}",
-            )
+        self._writer = RecordWriter(session, settings)  # every write (app.store.recording)
 
         def p(cql: str) -> PreparedStatement:
             return prepare(session, cql)
 
-        self._insert_delivery = insert(f"{ks}.{schema.DELIVERIES}", "id", 1)
-        self._insert_by_webhook = insert(f"{ks}.{schema.BY_WEBHOOK}", "bucket, delivery_id", 2)
-        self._insert_by_event = insert(f"{ks}.{schema.BY_EVENT}", "delivery_id", 1)
-        self._insert_attempt = p(
-            f"INSERT INTO {ks}.{schema.ATTEMPTS} ({_ATTEMPT}) VALUES ({', '.join('?' * 9)}) {using}"
-        )
         self._select_delivery = p(f"SELECT id, {_STATE} FROM {ks}.{schema.DELIVERIES} WHERE id = ?")
         self._select_attempts = p(
             f"SELECT {_ATTEMPT} FROM {ks}.{schema.ATTEMPTS} "
@@ -115,11 +90,6 @@ class DeliveryRepository:
         )
         self._select_by_event = p(
             f"SELECT delivery_id, {_STATE} FROM {ks}.{schema.BY_EVENT} WHERE event_id = ?"
-        )
-        self._insert_event = p(
-            f"INSERT INTO {ks}.{schema.EVENTS} "
-            f"(id, type, created_at, body, received_at, account_id) "
-            f"VALUES (?, ?, ?, ?, ?, ?) {using}"
         )
         self._select_event = p(
             f"SELECT type, created_at, body, received_at FROM {ks}.{schema.EVENTS} WHERE id = ?"
@@ -174,73 +144,7 @@ class DeliveryRepository:
         every request has settled) if any was not — some rows may then be written, and
         writing the same batch again is the remedy.
         """
-        writes = self._writes(deliveries, attempts, events)
-        requests = pack(writes)
-        if not requests:
-            return 0
-        gate = asyncio.Semaphore(concurrency)
-
-        async def send(request: Request) -> None:
-            async with gate:
-                if len(request.writes) == 1:
-                    (write,) = request.writes
-                    await aexecute(self._session, write.statement, write.params)
-                else:
-                    await aexecute_batch(
-                        self._session, [(w.statement, w.params) for w in request.writes]
-                    )
-
-        outcomes = await asyncio.gather(*(send(r) for r in requests), return_exceptions=True)
-        for outcome in outcomes:  # all have settled; report the first failure
-            if isinstance(outcome, BaseException):
-                raise outcome
-        return len(writes)
-
-    def _writes(
-        self,
-        deliveries: Sequence[DeliveryRecord],
-        attempts: Sequence[AttemptRecord],
-        events: Sequence[EventRecord],
-    ) -> list[Write]:
-        writes: list[Write] = []
-        for delivery in deliveries:
-            created_ms = to_ms(delivery.created_at)
-            bucket = day_bucket(created_ms)
-            state = delivery_state(delivery, created_ms)
-            stamp = _us(delivery.updated_at)
-            size = estimate(state) + len(delivery.id)
-            # Keys: the delivery id (its state and its attempts: one mutation), the log's
-            # (webhook, day) partition, and the event id (with the event's own row).
-            writes += [
-                Write(self._insert_delivery, (delivery.id, *state, stamp), delivery.id, size),
-                Write(
-                    self._insert_by_webhook,
-                    (bucket, delivery.id, *state, stamp),
-                    (delivery.webhook_id, bucket),
-                    size,
-                ),
-                Write(self._insert_by_event, (delivery.id, *state, stamp), delivery.event_id, size),
-            ]
-        for attempt in attempts:
-            values = attempt_values(attempt)
-            stamp = _us(attempt.started_at) + attempt.duration_ms * 1000
-            writes.append(
-                Write(self._insert_attempt, (*values, stamp), attempt.delivery_id, estimate(values))
-            )
-        for event in events:
-            key = event_key(event.account_id, event.id)
-            values = (
-                key,
-                event.type,
-                event.created_at,
-                event.body,
-                event.received_at,
-                event.account_id,
-            )
-            writes.append(
-                Write(self._insert_event, (*values, _us(event.received_at)), key, estimate(values))
-            )
-        return writes
+        return await self._writer.write(deliveries, attempts, events, concurrency=concurrency)
 
     async def record(
         self, delivery: DeliveryRecord, attempt: AttemptRecord | None, *, first: bool = False
@@ -401,10 +305,3 @@ class DeliveryRepository:
             )
             out.extend(delivery_record(row, "delivery_id") for row in rows)
         return out
-
-
-def _us(moment: datetime) -> int:
-    """A record's time as a Cassandra write timestamp (µs since the epoch, exact)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - EPOCH) // _US

@@ -49,6 +49,7 @@ from cassandra.protocol import OverloadedErrorMessage
 from cassandra.query import (
     BatchStatement,
     BatchType,
+    BoundStatement,
     PreparedStatement,
     Statement,
     dict_factory,
@@ -317,7 +318,7 @@ def _overloaded(exc: BaseException) -> bool:
 
 async def aexecute_batch(
     session: CassandraSession,
-    requests: Sequence[tuple[PreparedStatement, Params]],
+    requests: Sequence[tuple[PreparedStatement | BoundStatement, Params]],
 ) -> None:
     """Send several idempotent writes as one UNLOGGED batch: one request, one round trip.
 

@@ -22,6 +22,7 @@ from app.store import Store, migrate
 from app.store.records import AttemptRecord, DeliveryRecord, EventRecord
 from app.store.schema import ADDED_COLUMNS, TABLES, drop
 from app.store.session import Row, aexecute
+from app.store.timeline import from_cql
 from app.webhooks import Webhook
 from tests.integration.conftest import isolated
 
@@ -588,6 +589,55 @@ async def test_record_many_writes_every_view_of_a_batch(store: Store) -> None:
     for w in range(5):
         log, _ = await walk_hook(store, f"hook_many_{w}", 25)
         assert len(log) == 60
+
+
+async def test_every_row_carries_its_records_own_write_time_and_the_retention(
+    store: Store, settings: Settings
+) -> None:
+    """The recorder serialises rows itself (``app.store.batches.Binder``): the write times
+    are the records' own, to the microsecond, the TTL is the retention's, and a timestamp
+    column keeps its millisecond (truncated, as the driver's own binding does)."""
+    created = datetime(2026, 12, 1, 17, 0, 0, 123_999, tzinfo=UTC)
+    updated = created + timedelta(seconds=2, microseconds=456_789)
+    state = delivery(
+        "hook_stamps", "evt_stamps", created, status=DeliveryStatus.SUCCESS, attempts=1,
+        updated_at=updated, status_code=204, delivered_at=updated,
+    )  # fmt: skip
+    attempt = AttemptRecord(state.id, 1, created + timedelta(microseconds=777), 12, "success", 204)
+    event = EventRecord("evt_stamps", "user.created", "2026-12-01T17:00:00Z", b"{}", created)
+    await store.deliveries.record_many([state], [attempt], [event])
+
+    ks, ttl = settings.cassandra.keyspace, int(settings.cassandra.retention.total_seconds())
+    us = (updated - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    for table, key, value in (
+        ("deliveries", "id", state.id),
+        ("deliveries_by_event", "event_id", "evt_stamps"),
+    ):
+        (row,) = await rows(
+            store,
+            f"SELECT writetime(status) AS w, ttl(status) AS t, delivered_at FROM {ks}.{table} "
+            f"WHERE {key} = %s",
+            value,
+        )
+        assert row["w"] == us
+        assert ttl - 60 < row["t"] <= ttl
+        assert from_cql(row["delivered_at"]) == ms(updated)  # 17:00:02.580 (of .580788)
+    (row,) = await rows(
+        store,
+        f"SELECT writetime(outcome) AS w FROM {ks}.attempts WHERE delivery_id = %s",
+        state.id,
+    )
+    assert row["w"] == us - 2_456_789 + 777 + 12_000  # the attempt's end
+    (row,) = await rows(
+        store, f"SELECT writetime(type) AS w FROM {ks}.events WHERE id = %s", "evt_stamps"
+    )
+    assert row["w"] == us - 2_456_789  # received_at
+    assert await store.deliveries.get(state.id) == replace(
+        state,
+        created_at=ms(created),
+        updated_at=ms(updated),
+        delivered_at=ms(updated),
+    )
 
 
 async def walk_hook(
