@@ -188,8 +188,9 @@ def get_auth(request: Request) -> ApiKeyAuth:
     return auth
 
 
-def get_principal(request: Request) -> Principal:
-    """The caller of an ``AuthenticatedRoute`` (set before the route's dependencies run)."""
+async def get_principal(request: Request) -> Principal:
+    """The caller of an ``AuthenticatedRoute`` (set before the route's dependencies run).
+    ``async`` so that FastAPI calls it on the loop, not in its thread pool."""
     principal: Principal = request.state.principal
     return principal
 

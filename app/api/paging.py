@@ -66,3 +66,21 @@ def time_range(
     if end is not None:
         end = max(min(end, now + FUTURE_SLACK), now - settings.cassandra.retention)
     return start, end
+
+
+# A delivery's created_at is when its event was matched to the webhook (a redelivery keeps
+# it), so no delivery is older than its webhook; the slack covers an API and a worker whose
+# clocks disagree, generously, and still leaves most webhooks' walk in their own day bucket.
+CREATION_SLACK = timedelta(hours=6)
+
+
+def log_since(start: datetime | None, webhook_created_at: datetime, settings: Settings) -> datetime:
+    """Where a webhook's delivery-log walk may stop: ``start`` (None: the retention window's
+    start), but not before the webhook existed, less ``CREATION_SLACK``.
+
+    The store reads one day bucket after another back to this point, one request each: for a
+    filter that matches nothing, bounding it by the webhook's age turns 30 requests (the whole
+    retention) into one or two for a webhook created today."""
+    oldest = datetime.now(UTC) - settings.cassandra.retention
+    floor = max(webhook_created_at - CREATION_SLACK, oldest)
+    return floor if start is None or start < floor else start

@@ -8,9 +8,11 @@ event type catalogue, the secret format) happens in ``app.api.service`` and rais
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.deliveries import DeliveryStatus
@@ -423,6 +425,53 @@ class DeliveryList(BaseModel):
     deliveries: list[DeliveryPublic]
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+def delivery_item(record: DeliveryRecord) -> dict[str, object]:
+    """What ``DeliveryPublic.of(record)`` serialises to, as a dict, without building the model:
+    the same keys in the same order, ``delivered_at`` and ``error`` left out when None."""
+    item: dict[str, object] = {
+        "id": record.id,
+        "event_id": record.event_id,
+        "status": record.status.value,
+        "status_code": record.status_code,
+        "attempts": record.attempts,
+    }
+    if record.delivered_at is not None:
+        item["delivered_at"] = log_timestamp(record.delivered_at)
+    if record.error is not None:
+        item["error"] = record.error
+    item["event_type"] = record.event_type
+    item["webhook_id"] = record.webhook_id
+    item["created_at"] = log_timestamp(record.created_at)
+    next_at = record.next_attempt_at
+    item["next_attempt_at"] = None if next_at is None else log_timestamp(next_at)
+    return item
+
+
+def log_timestamp(moment: datetime) -> str:
+    """``format_timestamp(moment)``, in half its time for the UTC datetimes the store returns
+    (two or three of them per delivery, 50 deliveries a page)."""
+    if moment.tzinfo is not UTC:
+        return format_timestamp(moment)
+    ms = moment.microsecond // 1000  # truncated, as isoformat(timespec="milliseconds") does
+    fields = (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+    # %-formatting: faster here than an f-string with seven format specs
+    if ms:
+        return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (*fields, ms)  # noqa: UP031
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % fields  # noqa: UP031
+
+
+def delivery_list_json(records: Iterable[DeliveryRecord], next_cursor: str | None) -> bytes:
+    """A ``DeliveryList`` as the exact bytes FastAPI would send for it (pydantic's JSON and
+    orjson's agree: compact, UTF-8, the same escapes; a unit test holds them to it).
+
+    The delivery log's page path: building 50 models per page and serialising them through
+    the response model was about a tenth of the API's CPU per page (BENCHMARKS.md,
+    "Session 4: API pages")."""
+    return orjson.dumps(
+        {"deliveries": [delivery_item(r) for r in records], "next_cursor": next_cursor}
     )
 
 

@@ -35,6 +35,14 @@ def from_cql(value: datetime | None) -> datetime | None:
     """A driver timestamp as an aware UTC datetime, rounded to the stored millisecond."""
     if value is None:
         return None
+    # The usual value is at most a few µs off its millisecond: round it in one replace()
+    # (a delivery-log page converts 150 of these; the arithmetic below costs twice as much).
+    micros = value.microsecond
+    off = micros % 1000
+    if off <= 10:
+        return value.replace(microsecond=micros - off, tzinfo=UTC)
+    if off >= 990 and micros < 999_000:
+        return value.replace(microsecond=micros - off + 1000, tzinfo=UTC)
     delta = value.replace(tzinfo=UTC) - EPOCH
     micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     return from_ms((micros + 500) // 1000)

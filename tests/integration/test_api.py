@@ -398,6 +398,18 @@ async def test_delete_then_404_everywhere(env: Env) -> None:
     assert tombstone.value is None
 
 
+async def test_a_read_delivery_log_is_404_right_after_its_webhook_is_deleted(env: Env) -> None:
+    # The log's page route keeps webhooks for a second (app.api.deps.WebhookCache); a delete
+    # through this API must not wait for that.
+    hook = await new_hook(env)
+    log = f"/v1/webhooks/{hook['id']}/deliveries"
+    assert (await env.client.get(log, headers=AUTH)).status_code == 200
+    assert (await env.client.get(log, headers=AUTH)).status_code == 200
+    deleted = await env.client.delete(f"/v1/webhooks/{hook['id']}", headers=AUTH)
+    assert deleted.status_code == 204
+    assert_error(await env.client.get(log, headers=AUTH), 404, "not_found", None)
+
+
 async def test_unknown_ids_are_404(env: Env) -> None:
     for path in (
         "/v1/webhooks/hook_000000000000000000000000",

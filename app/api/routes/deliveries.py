@@ -7,10 +7,11 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from app.api.auth import AuthenticatedRoute
 from app.api.deps import (
+    CachedWebhookDep,
     DeliveryIdPath,
     PrincipalDep,
     ProducerDep,
@@ -22,16 +23,16 @@ from app.api.deps import (
     plausible_id,
 )
 from app.api.errors import ApiError, Unavailable, echo, error_responses
-from app.api.paging import CursorQuery, LimitQuery, page_size, time_range
+from app.api.paging import CursorQuery, LimitQuery, log_since, page_size, time_range
 from app.api.ports import StorePort
 from app.api.publish import AttemptQueued, AttemptWithdrawn, enqueue_attempt
 from app.api.schemas import (
     DeliveryDetail,
     DeliveryList,
-    DeliveryPublic,
     RecoverAccepted,
     RecoverRequest,
     RetryAccepted,
+    delivery_list_json,
 )
 from app.deliveries import AttemptMessage, DeliveryStatus, Origin
 from app.errors import NotFound
@@ -58,7 +59,7 @@ RECOVER_CONCURRENCY = 32
 )
 async def list_deliveries(
     *,
-    webhook: WebhookDep,
+    webhook: CachedWebhookDep,
     store: StoreDep,
     settings: SettingsDep,
     status_: Annotated[
@@ -75,22 +76,25 @@ async def list_deliveries(
     ] = None,
     limit: LimitQuery = None,
     cursor: CursorQuery = None,
-) -> DeliveryList:
+) -> Response:
+    # ``response_model`` documents the shape; the page is serialised here, straight to the
+    # bytes FastAPI would produce (``delivery_list_json``): 50 models per page were a tenth
+    # of the API's CPU per page. The webhook comes through the one-second cache.
     start, end = time_range(since, until, settings)
     try:
         page = await store.deliveries.list_by_webhook(
             webhook.id,
             status=status_,
             event_type=event_type,
-            since=start,
+            since=log_since(start, webhook.created_at, settings),
             until=end,
             limit=page_size(limit, settings),
             cursor=cursor,
         )
     except ValueError:
         raise ApiError(422, "malformed cursor", field="cursor") from None
-    return DeliveryList(
-        deliveries=[DeliveryPublic.of(d) for d in page.deliveries], next_cursor=page.next_cursor
+    return Response(
+        delivery_list_json(page.deliveries, page.next_cursor), media_type="application/json"
     )
 
 

@@ -1,0 +1,121 @@
+"""The delivery log's page bytes (``delivery_list_json``) are exactly what FastAPI sends for
+a ``DeliveryList`` built from the same records: the route serialises pages itself, so any
+difference would change the public shape."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from pydantic import TypeAdapter
+
+from app.api.schemas import DeliveryList, DeliveryPublic, delivery_list_json, log_timestamp
+from app.deliveries import DeliveryStatus
+from app.events import format_timestamp
+from app.store.records import DeliveryRecord
+from app.store.timeline import from_cql, from_ms, to_ms
+
+AT = datetime(2026, 12, 1, 12, 30, 0, 123000, tzinfo=UTC)
+ON_THE_SECOND = datetime(2026, 1, 15, 12, 30, tzinfo=UTC)
+ELSEWHERE = datetime(2026, 1, 15, 14, 30, 0, 7000, tzinfo=timezone(timedelta(hours=2)))
+# Every control character, quotes, backslash, the line separators JSON leaves alone in
+# JavaScript's eyes, non-ASCII and an astral character: escapes must agree byte for byte.
+AWKWARD = "".join(chr(i) for i in range(0x20)) + '"\\/<>&\x7f\u2028\u2029é😀'
+
+
+def record(**changes: object) -> DeliveryRecord:
+    fields: dict[str, object] = {
+        "id": "del_0123456789abcdef01234567",
+        "webhook_id": "hook_0123456789abcdef01234567",
+        "event_id": "evt_abc",
+        "event_type": "user.created",
+        "status": DeliveryStatus.SUCCESS,
+        "attempts": 1,
+        "created_at": AT,
+        "updated_at": AT,
+        "status_code": 200,
+        "delivered_at": AT,
+    }
+    fields.update(changes)
+    return DeliveryRecord(**fields)  # type: ignore[arg-type]
+
+
+CASES = {
+    "delivered": [record()],
+    "failed with an error, retry due": [
+        record(
+            status=DeliveryStatus.FAILED,
+            status_code=500,
+            delivered_at=None,
+            error="Connection timeout",
+            next_attempt_at=AT + timedelta(minutes=5),
+            attempts=3,
+        )
+    ],
+    "pending, nothing yet": [
+        record(status=DeliveryStatus.PENDING, attempts=0, status_code=None, delivered_at=None)
+    ],
+    "whole seconds and another offset": [
+        record(created_at=ON_THE_SECOND, delivered_at=ELSEWHERE, next_attempt_at=ELSEWHERE)
+    ],
+    "awkward text everywhere": [
+        record(
+            id="del_" + AWKWARD,
+            event_id=AWKWARD,
+            event_type=AWKWARD,
+            webhook_id=AWKWARD,
+            error=AWKWARD,
+            status=DeliveryStatus.FAILED,
+        )
+    ],
+    "empty page": [],
+    "a page of every status": [
+        record(id=f"del_{i}", status=status, error="e" if i % 2 else None)
+        for i, status in enumerate(DeliveryStatus)
+    ],
+}
+
+
+@pytest.mark.parametrize("next_cursor", [None, "eyJiIjoyMDAwMH0"])
+@pytest.mark.parametrize("records", CASES.values(), ids=CASES.keys())
+def test_page_bytes_equal_the_models_json(
+    records: list[DeliveryRecord], next_cursor: str | None
+) -> None:
+    model = DeliveryList(
+        deliveries=[DeliveryPublic.of(r) for r in records], next_cursor=next_cursor
+    )
+    # What FastAPI's response_model path sends: the response field's serialize_json.
+    expected = TypeAdapter(DeliveryList).dump_json(model, by_alias=True)
+    assert delivery_list_json(records, next_cursor) == expected
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        AT,
+        ON_THE_SECOND,
+        ELSEWHERE,  # another offset: converted to UTC first
+        datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),  # truncated, never rounded up
+        datetime(2026, 1, 1, 0, 0, 0, 999, tzinfo=UTC),  # under a millisecond: none shown
+        datetime(999, 3, 4, 5, 6, 7, 8000, tzinfo=UTC),  # a four-digit year, zero-padded
+        datetime(2026, 6, 1, 12, 0, tzinfo=timezone(timedelta(0), "GMT")),  # UTC by another name
+    ],
+)
+def test_log_timestamp_is_format_timestamp(moment: datetime) -> None:
+    assert log_timestamp(moment) == format_timestamp(moment)
+
+
+def test_from_cql_rounds_to_the_stored_millisecond() -> None:
+    """The driver's float arithmetic leaves a timestamp a few µs off its millisecond, on
+    either side; every value comes back on the millisecond it was stored as, in UTC."""
+    start = datetime(2026, 12, 1, 12, 0, 0)
+    for stored_ms in (0, 1, 122, 123, 500, 998, 999):
+        for off_us in (-7, -1, 0, 1, 7, 499, -499):
+            value = start + timedelta(milliseconds=stored_ms, microseconds=off_us)
+            got = from_cql(value)
+            assert got == from_ms(to_ms(start.replace(tzinfo=UTC)) + stored_ms), (
+                stored_ms,
+                off_us,
+            )
+            assert got is not None and got.tzinfo is UTC
+    assert from_cql(None) is None
