@@ -260,3 +260,23 @@ def test_a_huge_group_is_split_into_single_key_chunks() -> None:
     assert [len(r.writes) for r in requests] == [GROUP_MAX_STATEMENTS, GROUP_MAX_STATEMENTS, 1]
     assert all(r.keys == {"hot"} for r in requests)
     assert sum(len(r.writes) for r in requests) == len(writes)
+
+
+@pytest.mark.parametrize(
+    ("max_keys", "max_bytes", "sizes", "expected"),
+    [
+        # the recorder's limits: 17 keys of 1.4 KB in 24,000 bytes, where the defaults took 2
+        (32, 24_000, [1400] * 40, [17, 17, 6]),
+        (32, 60_000, [1400] * 40, [32, 8]),
+        (8, 3000, [1400] * 5, [2, 2, 1]),
+        # a group over the byte budget still goes alone, under any limits
+        (32, 24_000, [100, 30_000, 100], [1, 2]),
+    ],
+)
+def test_pack_takes_the_limits_it_is_given(
+    max_keys: int, max_bytes: int, sizes: list[int], expected: list[int]
+) -> None:
+    writes = [w(i, size) for i, size in enumerate(sizes)]
+    requests = pack(writes, max_keys=max_keys, max_bytes=max_bytes)
+    assert [len(r.keys) for r in requests] == expected
+    assert all(r.size <= max_bytes or len(r.keys) == 1 for r in requests)
