@@ -74,6 +74,9 @@ def api() -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=20,
+        # httptools (llhttp, C) rather than h11 (pure Python): h11 was 5 % of the API's CPU
+        # per delivery-log page (BENCHMARKS.md, session 4). Named, so a missing one fails.
+        http="httptools",
     )
 
 
