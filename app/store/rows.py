@@ -1,51 +1,13 @@
-"""⑤ Delivery and attempt records to and from the columns of their tables."""
+"""⑤ Delivery and attempt rows back into records (the write side serialises them itself:
+``app.store.recording``)."""
 
 from __future__ import annotations
-
-from cassandra.query import UNSET_VALUE
 
 from app.accounts import DEFAULT_ACCOUNT
 from app.deliveries import DeliveryStatus
 from app.store.records import AttemptRecord, DeliveryRecord
 from app.store.session import Row
 from app.store.timeline import from_cql
-
-
-def delivery_state(delivery: DeliveryRecord, created_ms: int) -> tuple[object, ...]:
-    return (
-        delivery.webhook_id,
-        delivery.event_id,
-        delivery.event_type,
-        delivery.status.value,
-        delivery.attempts,
-        created_ms,
-        delivery.updated_at,
-        # None is written as null on purpose: a later state must clear an earlier error.
-        delivery.status_code,
-        delivery.error,
-        delivery.delivered_at,
-        delivery.next_attempt_at,
-        delivery.account_id,
-    )
-
-
-def attempt_values(attempt: AttemptRecord) -> tuple[object, ...]:
-    # An attempt row is written once (or rewritten identically): unset instead of null
-    # leaves no tombstones behind.
-    def unset_none(value: object) -> object:
-        return UNSET_VALUE if value is None else value
-
-    return (
-        attempt.delivery_id,
-        attempt.number,
-        attempt.started_at,
-        attempt.duration_ms,
-        attempt.outcome,
-        unset_none(attempt.status_code),
-        unset_none(attempt.error),
-        unset_none(attempt.response_excerpt),
-        dict(attempt.request_headers) if attempt.request_headers else UNSET_VALUE,
-    )
 
 
 def delivery_record(row: Row, id_column: str) -> DeliveryRecord:
