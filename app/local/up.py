@@ -195,7 +195,11 @@ def _wait_api(client: httpx.Client, children: Supervisor, timeout: float = 90) -
     raise HookstreamError(f"the API did not become ready: {last} (see the lines above and api.log)")
 
 
+DEMO_DESCRIPTION = "hookstream up: demo receiver"
+
+
 def _create_demo_webhook(client: httpx.Client, secret: str, port: int) -> dict[str, Any]:
+    _delete_old_demo_webhooks(client)
     response = client.post(
         "/v1/webhooks",
         json={
@@ -203,13 +207,33 @@ def _create_demo_webhook(client: httpx.Client, secret: str, port: int) -> dict[s
             "events": ["*"],
             "secret": secret,
             "active": True,
-            "description": "hookstream up: demo receiver",
+            "description": DEMO_DESCRIPTION,
         },
     )
     if response.status_code != 201:
         raise HookstreamError(f"creating the demo webhook failed: {response.text}")
     result: dict[str, Any] = response.json()
     return result
+
+
+def _delete_old_demo_webhooks(client: httpx.Client) -> None:
+    """Delete the demo webhooks of earlier runs: they point at the same receiver with other
+    secrets, so every sample event (and their retries) would fail its signatures there."""
+    cursor: str | None = None
+    old: list[str] = []
+    while True:
+        response = client.get("/v1/webhooks", params={"cursor": cursor} if cursor else {})
+        if response.status_code != 200:
+            return  # not fatal: the demo still works, beside the mismatch lines
+        page = response.json()
+        old += [w["id"] for w in page["webhooks"] if w.get("description") == DEMO_DESCRIPTION]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    for webhook_id in old:
+        client.delete(f"/v1/webhooks/{webhook_id}")
+    if old:
+        _say(f"deleted {len(old)} demo webhook(s) of earlier runs")
 
 
 def _show_deliveries(
