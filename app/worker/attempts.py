@@ -6,9 +6,10 @@ event, ack bookkeeping, its own commit loop) cost more CPU than the HTTP request
 (BENCHMARKS.md), and it cannot pause a partition while still polling. So this is a plain
 confluent-kafka consumer, the idiom of the scheduler:
 
-- One thread polls (``consume`` in batches) and hands each batch to the event loop with one
-  wake-up (``app.inbox``). It also does every other consumer call (offset store, pause,
-  resume, commit), so the consumer is only ever touched from that thread.
+- One thread polls (``poll`` for the first message, then ``consume`` what else is already
+  fetched) and hands each batch to the event loop with one wake-up (``app.inbox``). It also
+  does every other consumer call (offset store, pause, resume, commit), so the consumer is
+  only ever touched from that thread.
 - The loop admits every message as a task and records it in ``OrderedAcks``; when a task
   ends, the contiguous finished prefix of its partition is handed back to the thread, which
   stores the offset (``enable.auto.offset.store`` off); librdkafka commits stored offsets
@@ -58,6 +59,17 @@ LAG_EVERY_S = 5.0
 # max.poll.interval.ms; also how long a rebalance may wait for a saturated worker.
 PAUSE_AFTER_S = 2.0
 STOP_DRAIN_S = 30.0  # SIGTERM: in-flight attempts get this long to finish and be recorded
+
+
+def _take(consumer: Any, most: int) -> list[Any]:
+    """Up to ``most`` messages, as soon as there is one. ``consume(n, timeout)`` waits for
+    ``n`` messages or the whole timeout, which held every attempt of a quiet topic for up to
+    ``POLL_S`` (measured: 38 ms of a 52 ms event → attempt median at 200 events/s). So block
+    in ``poll()`` for the first and take what else is already fetched without waiting."""
+    first = consumer.poll(POLL_S)
+    if first is None:
+        return []
+    return [first, *consumer.consume(most - 1, 0)] if most > 1 else [first]
 
 
 def deliver_group(settings: Settings) -> str:
@@ -237,7 +249,7 @@ class AttemptConsumer:
                 room = self._limit - self.outstanding
                 if not self._back_pressure(room):
                     continue
-                messages = consumer.consume(num_messages=max(1, min(BATCH, room)), timeout=POLL_S)
+                messages = _take(consumer, max(1, min(BATCH, room)))
                 if messages:
                     fatal = next((m.error() for m in messages if _fatal(m)), None)
                     if fatal is not None:
