@@ -5,7 +5,7 @@ Why batches at all: the driver spends its CPU per request, and the recorder writ
 of rows a second, so the number of requests is its cost. Why grouped by partition key: the
 statements of one key in one unlogged batch become a single mutation on the replica, and
 Cassandra counts *keys* (not tables) as partitions — a delivery's state row and its attempt
-rows share the delivery id, an event's row and its ``deliveries_by_event`` rows the event id.
+rows share the delivery id.
 
 The limits: a batch over more than ``unlogged_batch_across_partitions_warn_threshold`` keys
 (10 by default), or larger than ``batch_size_warn_threshold`` across keys (5 KiB), makes the
@@ -21,13 +21,13 @@ three. So:
 
 ``MAX_KEYS`` and ``MAX_BYTES`` stay under the server's default warnings. The recorder packs
 larger requests (``settings.recorder.request_keys``/``request_bytes``, 32 keys and 24,000
-bytes): a successful delivery is two keys of ~1.4 KB (its id's state and attempt, its
-event's row and log entry), so the defaults carried one delivery per request, and the
-driver's cost per request was most of the recorder's CPU (measured: 560-620 µs per delivery
-with one per request, 220-245 µs with ~8; Cassandra's own 1.1 ms fell to 0.7-0.85 ms). The
-server's warning thresholds must then be raised to match (the local stack's are); the size
-estimate runs at ~0.95x of what the server counts, so 24,000 stays far under the 50 KiB
-refusal.
+bytes): a successful delivery was two keys of ~1.4 KB (its id's state and attempt, its
+event's row and its entry in the event's deliveries, a table since gone), so the defaults
+carried one delivery per request, and the driver's cost per request was most of the
+recorder's CPU (measured: 560-620 µs per delivery with one per request, 220-245 µs with ~8;
+Cassandra's own 1.1 ms fell to 0.7-0.85 ms). The server's warning thresholds must then be
+raised to match (the local stack's are); the size estimate runs at ~0.95x of what the server
+counts, so 24,000 stays far under the 50 KiB refusal.
 
 Binding is the other cost per statement: the driver's ``PreparedStatement.bind`` spends
 ~40 µs on a 14-column insert (a descriptor per value, ~5 µs per timestamp through

@@ -1,9 +1,11 @@
 """⑤ Deliveries, attempts and events in Cassandra: the recorder's write path and the log reads.
 
-A delivery's state lives in three views: by id, in the log of its webhook (UTC day buckets,
-newest first; storage-attached indexes on status and event type serve the filters, see
-``schema``) and in the list of deliveries of its event. Attempts and events have a table
-each. Every row expires after the retention.
+A delivery's state lives in two views: by id, and in the log of its webhook (UTC day
+buckets, newest first; storage-attached indexes on status and event type serve the filters,
+see ``schema``). An event's deliveries are read by id: a delivery's id derives from (event
+id, webhook id) (``app.deliveries.delivery_id``), so the ids of the account's webhooks name
+every delivery the event can have. Attempts and events have a table each. Every row expires
+after the retention.
 
 Writes are upserts stamped ``USING TIMESTAMP`` with the record's own time — a state's
 ``updated_at``, an attempt's end (start + duration), an event's ``received_at``, in µs — so
@@ -30,7 +32,7 @@ from datetime import UTC, datetime
 from cassandra.query import PreparedStatement
 
 from app.accounts import DEFAULT_ACCOUNT, event_key
-from app.deliveries import DeliveryStatus
+from app.deliveries import DeliveryStatus, delivery_id
 from app.settings import Settings
 from app.store import schema
 from app.store.recording import ATTEMPT, STATE, RecordWriter
@@ -56,6 +58,8 @@ _STATE, _ATTEMPT = STATE, ATTEMPT  # the columns, in the order the writer writes
 # Day buckets read concurrently once the walk finds them sparse (1, 2, 4, then 8 at a time),
 # so a quiet webhook's 30 empty days cost a handful of round trips, not thirty.
 _MAX_FAN_OUT = 8
+# Delivery ids per multi-key read of an event's deliveries (the coordinator fans them out).
+_BY_ID_CHUNK = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +92,13 @@ class DeliveryRepository:
             f"SELECT {_ATTEMPT} FROM {ks}.{schema.ATTEMPTS} "
             "WHERE delivery_id = ? ORDER BY number ASC"
         )
-        self._select_by_event = p(
-            f"SELECT delivery_id, {_STATE} FROM {ks}.{schema.BY_EVENT} WHERE event_id = ?"
+        # An event's deliveries: the account's webhooks (SAI on account_id), then their
+        # deterministic delivery ids by partition key, _BY_ID_CHUNK a request.
+        self._select_account_webhooks = p(
+            f"SELECT id FROM {ks}.{schema.WEBHOOKS} WHERE account_id = ?"
+        )
+        self._select_deliveries = p(
+            f"SELECT id, {_STATE} FROM {ks}.{schema.DELIVERIES} WHERE id IN ?"
         )
         self._select_event = p(
             f"SELECT type, created_at, body, received_at FROM {ks}.{schema.EVENTS} WHERE id = ?"
@@ -201,12 +210,23 @@ class DeliveryRepository:
     async def list_by_event(
         self, event_id: str, account_id: str = DEFAULT_ACCOUNT
     ) -> list[DeliveryRecord]:
-        """Every delivery of the account's event, one per webhook, by webhook id. One
-        partition (one row per matched webhook); two accounts may share an event id, so the
-        rows of other accounts are dropped here. LOCAL_QUORUM."""
-        rows = await all_pages(self._session, self._select_by_event, (event_id,))
-        found = (delivery_record(row, "delivery_id") for row in rows)
-        return [d for d in found if d.account_id == account_id]
+        """Every delivery of the account's event to one of the account's webhooks, one per
+        webhook, by webhook id (a deleted webhook's delivery is left out).
+
+        No table lists an event's deliveries: the account's webhook ids (one index read)
+        give their delivery ids (``delivery_id(event_id, webhook_id)``), read by key,
+        ``_BY_ID_CHUNK`` to a request. Two accounts may share an event id but never a
+        webhook, and a row of another account is dropped all the same. LOCAL_QUORUM."""
+        hooks = await all_pages(self._session, self._select_account_webhooks, (account_id,))
+        ids = sorted(delivery_id(event_id, row["id"]) for row in hooks)
+        chunks = [ids[i : i + _BY_ID_CHUNK] for i in range(0, len(ids), _BY_ID_CHUNK)]
+        pages = await asyncio.gather(
+            *(all_pages(self._session, self._select_deliveries, (chunk,)) for chunk in chunks)
+        )
+        found = (delivery_record(row, "id") for page in pages for row in page)
+        out = [d for d in found if d.account_id == account_id and d.event_id == event_id]
+        out.sort(key=lambda d: d.webhook_id)
+        return out
 
     async def list_by_webhook(
         self,

@@ -12,7 +12,6 @@
                                       │ created_at DESC, delivery_id    newest first; SAI
                                                                         indexes on status and
                                                                         event_type filter it
-    deliveries_by_event             event_id │ webhook_id               who got an event
     events                          id                                  payloads for redelivery
     webhook_health                  webhook_id                          endpoint health
     replays                         id                                  replay jobs and their
@@ -21,10 +20,18 @@
 Status and event-type filters are storage-attached indexes (SAI, Cassandra 5.0) on the log
 table, not tables of their own: a filtered page is the same partition slice with an index
 restriction, returned in clustering order and paged like the unfiltered one (verified on
-5.0.8, SSTables and memtables, rows that changed status included). So a delivery's state is
-written to three tables instead of five, and a status change needs no delete of the row
-under its old status. ``migrate`` no longer creates ``deliveries_by_webhook_status`` and
+5.0.8, SSTables and memtables, rows that changed status included). So a status change
+needs no delete of the row under its old status, and no table per filter is written.
+``migrate`` no longer creates ``deliveries_by_webhook_status`` and
 ``deliveries_by_webhook_type``; a keyspace that has them keeps them, unused, until dropped.
+
+Who got an event needs no table either: a delivery's id derives from (event id, webhook id),
+so the event's deliveries are read from ``deliveries`` by the ids of its account's webhooks
+(``DeliveryRepository.list_by_event``). ``migrate`` no longer creates
+``deliveries_by_event`` and nothing writes it (a fifth partition update per delivery state,
+measured at 16 % of Cassandra's CPU per delivery); a keyspace that has it keeps it, unused,
+its rows expiring with the retention, until dropped (``DROP TABLE
+<keyspace>.deliveries_by_event`` once no API of an earlier version runs).
 
 ``bucket`` is the UTC day of the delivery's ``created_at`` (days since the epoch), so a busy
 webhook writes one partition per day instead of one unbounded partition. The log tables carry
@@ -76,7 +83,7 @@ INDEXES: dict[str, str] = {
     BY_WEBHOOK_TYPE_INDEX: "CREATE INDEX IF NOT EXISTS {name} ON {ks}.deliveries_by_webhook "
     "(event_type) USING 'sai'",
 }
-BY_EVENT = "deliveries_by_event"
+BY_EVENT = "deliveries_by_event"  # no longer created nor written (see the docstring)
 EVENTS = "events"
 WEBHOOK_HEALTH = "webhook_health"  # endpoint health (app.health)
 REPLAYS = "replays"
@@ -156,11 +163,6 @@ TABLES: dict[str, str] = {
             PRIMARY KEY ((webhook_id, bucket), created_at, delivery_id)
         ) WITH CLUSTERING ORDER BY (created_at DESC, delivery_id DESC)
           AND default_time_to_live = {{ttl}} AND {_TIME_SERIES}""",
-    BY_EVENT: f"""
-        CREATE TABLE IF NOT EXISTS {{ks}}.deliveries_by_event (
-            delivery_id text,{DELIVERY_STATE},
-            PRIMARY KEY (event_id, webhook_id)
-        ) WITH default_time_to_live = {{ttl}}""",
     WEBHOOK_HEALTH: """
         CREATE TABLE IF NOT EXISTS {ks}.webhook_health (
             webhook_id text PRIMARY KEY,
@@ -202,7 +204,6 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
     API_KEYS: {"account_id": "text", "id": "text"},
     DELIVERIES: {"account_id": "text"},
     BY_WEBHOOK: {"account_id": "text"},
-    BY_EVENT: {"account_id": "text"},
     EVENTS: {"account_id": "text"},
 }
 # A webhook's payload filter (app.filters), as JSON text; null for none.
@@ -236,7 +237,7 @@ TABLES[REPLAYS] = """
 # that takes a job over resumes there instead of from the start.
 ADDED_COLUMNS[REPLAYS] = {"positions": "map<int, bigint>"}
 
-EXPIRING = (DELIVERIES, ATTEMPTS, BY_WEBHOOK, BY_EVENT, EVENTS, REPLAYS, WEBHOOK_HEALTH)
+EXPIRING = (DELIVERIES, ATTEMPTS, BY_WEBHOOK, EVENTS, REPLAYS, WEBHOOK_HEALTH)
 
 
 def ttl_seconds(settings: Settings) -> int:

@@ -23,6 +23,7 @@ from app.store import Store
 from app.store.records import AttemptRecord, DeliveryRecord, EventRecord
 from app.store.schema import drop
 from app.topics import Topics
+from app.webhooks import Webhook
 from tests.support import Role, eventually, free_port, pipeline_settings, prepare, read_topic
 
 pytestmark = pytest.mark.integration
@@ -107,6 +108,11 @@ async def test_records_become_visible_through_the_repository(
 ) -> None:
     created = ms(datetime.now(UTC) - timedelta(seconds=5))
     lives = {w: states(f"hook_rec_{w}", "evt_rec_1", created) for w in range(3)}
+    for w in lives:  # an event's deliveries are read through its account's webhooks
+        await store.webhooks.create(
+            Webhook(f"hook_rec_{w}", "https://example.com/h", ("user.*",), "whsec_x" * 4,
+                    True, created, created)
+        )  # fmt: skip
     event = EventRecord("evt_rec_1", "user.created", "2026-01-15T12:30:00Z", b'{"a":1}', created)
     await log.save_event(event)
     for step in range(3):  # each delivery's states in order, the deliveries interleaved
