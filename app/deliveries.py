@@ -67,6 +67,9 @@ class AttemptMessage:
     origin: Origin = Origin.MATCH
     due_at_ms: int | None = None
     account_id: str = DEFAULT_ACCOUNT  # the webhook's; header only when not the default
+    # The event's own ``created_at``, on a match's messages only: their first attempt's
+    # record carries the event to the recorder (``app.records``), so no message of its own.
+    event_created_at: str | None = None
 
     def key(self) -> bytes:
         # Keyed by webhook id: one receiver's traffic stays on one partition, so its
@@ -87,6 +90,8 @@ class AttemptMessage:
             out.append(("hs-due-at", str(self.due_at_ms).encode()))
         if self.account_id != DEFAULT_ACCOUNT:
             out.append(("hs-account", self.account_id.encode()))
+        if self.event_created_at is not None:
+            out.append(("hs-event-created-at", self.event_created_at.encode()))
         return out
 
     @classmethod
@@ -96,6 +101,7 @@ class AttemptMessage:
         try:
             due = h.get("hs-due-at")
             account = h.get("hs-account")
+            created = h.get("hs-event-created-at")
             return cls(
                 delivery_id=h["hs-delivery-id"].decode(),
                 webhook_id=h["hs-webhook-id"].decode(),
@@ -107,12 +113,19 @@ class AttemptMessage:
                 origin=Origin(h.get("hs-origin", b"match").decode()),
                 due_at_ms=int(due) if due is not None else None,
                 account_id=account.decode() if account is not None else DEFAULT_ACCOUNT,
+                event_created_at=created.decode() if created is not None else None,
             )
         except KeyError as missing:
             raise ValueError(f"attempt message without header {missing}") from None
 
     def next_attempt(self, due_at_ms: int) -> AttemptMessage:
-        return replace(self, attempt=self.attempt + 1, due_at_ms=due_at_ms, origin=Origin.RETRY)
+        return replace(
+            self,
+            attempt=self.attempt + 1,
+            due_at_ms=due_at_ms,
+            origin=Origin.RETRY,
+            event_created_at=None,  # the first attempt's record carried the event
+        )
 
 
 def due_at_ms(headers: Headers | dict[str, bytes] | None) -> int | None:

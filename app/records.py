@@ -13,10 +13,18 @@ in one partition, in the order it was produced; an event message by its store ke
 The value is one compact JSON header (orjson; it never contains a raw newline), a ``\\n``,
 and for an event its body, raw::
 
-    {"v":2,"k":"d","d":[…12 delivery fields, the account 13th…],"a":[…9 attempt fields…] | null}
-    {"v":2,"k":"e","id":"evt_…","t":"user.created","c":"2026-…Z","r":<µs>,"a":"acme"}\\n<body>
+    {"v":3,"k":"d","d":[…12 delivery fields, the account 13th…],"a":[…9 attempt fields…] | null}
+    {"v":3,"k":"d","d":[…],"a":[…],"e":{"id":…,"t":…,"c":…,"r":<µs>,"a":…}}\\n<body>
+    {"v":3,"k":"e","id":"evt_…","t":"user.created","c":"2026-…Z","r":<µs>,"a":"acme"}\\n<body>
 
 The account is left out for the default account (version 1 had none).
+
+**The event rides with its deliveries' first records** (version 3): the first attempt of a
+match (or its cancellation) carries the event's header fields under ``"e"`` and its body, so
+a matched event costs the worker no produce of its own: two messages per delivery instead of
+three. Every delivery of the event carries it (the recorder writes it once per batch), so a
+delivery visible in the log always has its event stored for redelivery. A standalone event
+message (``"k":"e"``) remains for the test endpoint and replays.
 
 Records are positional arrays (field order of ``app.store.records``), times are integer
 microseconds since the epoch (exact, no float round trip), and an event's body travels as
@@ -40,8 +48,8 @@ from app.kafka import AsyncProducer
 from app.store.records import AttemptRecord, DeliveryRecord, EventRecord
 from app.topics import Topics
 
-VERSION = 2  # 2 added the account (13th delivery field, event "a")
-READABLE = (1, 2)  # a v1 record is the default account's
+VERSION = 3  # 2 added the account (13th delivery field, event "a"); 3 the event in "e"
+READABLE = (1, 2, 3)  # a v1 record is the default account's
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _SEP = b"\n"
@@ -64,6 +72,7 @@ class DeliveryMessage:
 
     delivery: DeliveryRecord
     attempt: AttemptRecord | None
+    event: EventRecord | None = None  # carried by a match's first record (version 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +108,11 @@ def _opt_dt(us: int | None) -> datetime | None:
 # ── encode ────────────────────────────────────────────────────────────────────────────────
 
 
-def encode_delivery(delivery: DeliveryRecord, attempt: AttemptRecord | None) -> bytes:
-    """The value of a delivery message (key it with ``delivery.id``)."""
+def encode_delivery(
+    delivery: DeliveryRecord, attempt: AttemptRecord | None, event: EventRecord | None = None
+) -> bytes:
+    """The value of a delivery message (key it with ``delivery.id``), with ``event`` (its
+    header under ``"e"``, its body after the newline) when given."""
     d = delivery
     fields = [
         d.id, d.webhook_id, d.event_id, d.event_type, d.status.value, d.attempts,
@@ -116,23 +128,28 @@ def encode_delivery(delivery: DeliveryRecord, attempt: AttemptRecord | None) -> 
             attempt.outcome, attempt.status_code, attempt.error, attempt.response_excerpt,
             attempt.request_headers or None,
         ]  # fmt: skip
-    return orjson.dumps({"v": VERSION, "k": "d", "d": fields, "a": a})
+    if event is None:
+        return orjson.dumps({"v": VERSION, "k": "d", "d": fields, "a": a})
+    header = orjson.dumps({"v": VERSION, "k": "d", "d": fields, "a": a, "e": _event_fields(event)})
+    return b"".join((header, _SEP, event.body))
 
 
 def encode_event(event: EventRecord) -> bytes:
     """The value of an event message (key it with ``event.id``): header, newline, body."""
-    header = orjson.dumps(
-        {
-            "v": VERSION,
-            "k": "e",
-            "id": event.id,
-            "t": event.type,
-            "c": event.created_at,
-            "r": to_us(event.received_at),
-            **({} if event.account_id == DEFAULT_ACCOUNT else {"a": event.account_id}),
-        }
-    )
+    header = orjson.dumps({"v": VERSION, "k": "e", **_event_fields(event)})
     return b"".join((header, _SEP, event.body))
+
+
+def _event_fields(event: EventRecord) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "id": event.id,
+        "t": event.type,
+        "c": event.created_at,
+        "r": to_us(event.received_at),
+    }
+    if event.account_id != DEFAULT_ACCOUNT:
+        fields["a"] = event.account_id
+    return fields
 
 
 # ── decode ────────────────────────────────────────────────────────────────────────────────
@@ -156,23 +173,29 @@ def decode(value: bytes | None) -> Record:
     kind = header.get("k")
     try:
         if kind == "d":
-            if cut >= 0:
-                raise InvalidRecord("shape", "a delivery message has no body")
-            return DeliveryMessage(_delivery(header["d"]), _attempt(header["a"]))
+            carried = header.get("e")
+            if (cut >= 0) != (carried is not None):
+                raise InvalidRecord("shape", "a delivery message has a body only with its event")
+            event = None if carried is None else _event(carried, body)
+            return DeliveryMessage(_delivery(header["d"]), _attempt(header["a"]), event)
         if kind == "e":
-            return EventMessage(
-                EventRecord(
-                    id=_str(header["id"]),
-                    type=_str(header["t"]),
-                    created_at=_str(header["c"]),
-                    body=body,
-                    received_at=from_us(_int(header["r"])),
-                    account_id=_str(header.get("a", DEFAULT_ACCOUNT)),
-                )
-            )
+            return EventMessage(_event(header, body))
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise InvalidRecord("shape", f"{type(exc).__name__}: {exc}") from None
     raise InvalidRecord("kind", f"unknown message kind {kind!r}")
+
+
+def _event(fields: Any, body: bytes) -> EventRecord:
+    if not isinstance(fields, dict):
+        raise TypeError("an event's fields are an object")
+    return EventRecord(
+        id=_str(fields["id"]),
+        type=_str(fields["t"]),
+        created_at=_str(fields["c"]),
+        body=body,
+        received_at=from_us(_int(fields["r"])),
+        account_id=_str(fields.get("a", DEFAULT_ACCOUNT)),
+    )
 
 
 def _delivery(fields: Any) -> DeliveryRecord:
@@ -264,14 +287,20 @@ class RecordLog:
         self._topic = topics.records
 
     async def record(
-        self, delivery: DeliveryRecord, attempt: AttemptRecord | None, *, first: bool = False
+        self,
+        delivery: DeliveryRecord,
+        attempt: AttemptRecord | None,
+        *,
+        first: bool = False,
+        event: EventRecord | None = None,
     ) -> None:
-        """Log a delivery's state and the attempt (if any) that led to it.
+        """Log a delivery's state and the attempt (if any) that led to it, and ``event``
+        with it (a match's first record: see the module docstring).
 
         ``first`` is accepted for the repository's signature and not needed: the delivery
         log has no per-status rows to clean up any more, whatever came before.
         """
-        await self._send(delivery.id, encode_delivery(delivery, attempt))
+        await self._send(delivery.id, encode_delivery(delivery, attempt, event))
 
     async def save_event(self, event: EventRecord) -> None:
         """Log an event's payload for tests and manual redelivery (keyed by its store key,

@@ -45,8 +45,17 @@ def collapse(records: Iterable[Record]) -> Collapsed:
     states: dict[str, DeliveryRecord] = {}
     attempts: dict[tuple[str, int], AttemptRecord] = {}
     events: dict[str, EventRecord] = {}
+
+    def keep(event: EventRecord) -> None:
+        stored_as = event_key(event.account_id, event.id)
+        known = events.get(stored_as)
+        if known is None or event.received_at >= known.received_at:
+            events[stored_as] = event
+
     for record in records:
         if isinstance(record, DeliveryMessage):
+            if record.event is not None:  # carried by a match's first record
+                keep(record.event)
             state = record.delivery
             seen = states.get(state.id)
             if seen is None or state.updated_at >= seen.updated_at:
@@ -58,9 +67,5 @@ def collapse(records: Iterable[Record]) -> Collapsed:
                 if had is None or attempt_end(attempt) >= attempt_end(had):
                     attempts[key] = attempt
         elif isinstance(record, EventMessage):
-            event = record.event
-            stored_as = event_key(event.account_id, event.id)
-            known = events.get(stored_as)
-            if known is None or event.received_at >= known.received_at:
-                events[stored_as] = event
+            keep(record.event)
     return Collapsed(list(states.values()), list(attempts.values()), list(events.values()))

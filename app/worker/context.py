@@ -27,7 +27,12 @@ class RecordSink(Protocol):
     Each call returns once the record is durable; raises ``HandOffError`` otherwise."""
 
     async def record(
-        self, delivery: DeliveryRecord, attempt: AttemptRecord | None, *, first: bool = False
+        self,
+        delivery: DeliveryRecord,
+        attempt: AttemptRecord | None,
+        *,
+        first: bool = False,
+        event: EventRecord | None = None,
     ) -> None: ...
 
     async def save_event(self, event: EventRecord) -> None: ...

@@ -25,7 +25,7 @@ from app.delivery import AttemptRequest, AttemptResult, Delivered, Failed, Failu
 from app.lifecycle import DELIVERY_EXHAUSTED, DELIVERY_RECOVERED, emit, lifecycle_event
 from app.retries import Done, GiveUp, RetryAt, next_step
 from app.signing import attempt_headers, loggable_headers
-from app.store.records import AttemptRecord, DeliveryRecord
+from app.store.records import AttemptRecord, DeliveryRecord, EventRecord
 from app.webhooks import Webhook
 from app.worker.context import Received, WorkerContext
 from app.worker.handoff import hand_off
@@ -109,7 +109,8 @@ async def _deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
         )
         log.info("delivery cancelled: %s", why, extra=context)
         cancelled = _record(message, created_at, DeliveryStatus.CANCELLED, error=why)
-        await hand_off(ctx.health, lambda: ctx.records.record(cancelled, None))
+        event = _carried_event(message, created_at)
+        await hand_off(ctx.health, lambda: ctx.records.record(cancelled, None, event=event))
         _DELIVERIES["cancelled"].inc()
         _count_for_account(message.account_id, "cancelled")
         return
@@ -216,7 +217,8 @@ async def _deliver(ctx: WorkerContext, message: AttemptMessage) -> None:
             produce.append(partial(_announce, ctx, DELIVERY_EXHAUSTED, webhook, state))
     # A first attempt from the match step has no earlier state in the log to move away from.
     first = message.attempt == 1 and message.origin is Origin.MATCH
-    produce.append(partial(ctx.records.record, state, attempt, first=first))
+    event = _carried_event(message, created_at)
+    produce.append(partial(ctx.records.record, state, attempt, first=first, event=event))
     # Each hand-off retried on its own: a retry message Kafka already has is never re-sent
     # because the record beside it had to wait out an outage.
     if len(produce) == 1:  # the common case (a success): no gather, no extra task
@@ -301,6 +303,23 @@ def _record(
         error=error,
         delivered_at=delivered_at,
         next_attempt_at=next_attempt_at,
+        account_id=message.account_id,
+    )
+
+
+def _carried_event(message: AttemptMessage, matched_at: datetime) -> EventRecord | None:
+    """The event a match's first record carries to the recorder (``app.records``); None for
+    every other message (retries, tests, manual retries, replays: their events are stored)."""
+    if message.event_created_at is None or message.attempt != 1:
+        return None
+    if message.origin is not Origin.MATCH:
+        return None
+    return EventRecord(
+        id=message.event_id,
+        type=message.event_type,
+        created_at=message.event_created_at,
+        body=message.body,
+        received_at=matched_at,
         account_id=message.account_id,
     )
 

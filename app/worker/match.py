@@ -10,10 +10,11 @@ it rejects, or one it fails to evaluate, is no match for that webhook.
 
 Invalid events go to the dead topic with the reason and their source position; the partition
 moves on. A duplicate event id (matched recently by this worker, ``app.worker.recent``) is
-skipped: one delivery chain per (event, webhook), without a read per event. The event is
-saved (through the records topic, for test and manual redelivery) beside its deliveries, and
-the event's offset is acknowledged only once Kafka has both; a crash in between re-matches it
-(same delivery ids) instead of losing it. Through an outage the hand-off waits (``hand_off``).
+skipped: one delivery chain per (event, webhook), without a read per event. The event's
+offset is acknowledged only once Kafka has its attempt messages; a crash in between
+re-matches it (same delivery ids) instead of losing it. The event itself is kept for test
+and manual redelivery by its deliveries' first records (``app.records``), not by a message
+of its own. Through an outage the hand-off waits (``hand_off``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
 from functools import partial
 
 from app import metrics
@@ -29,7 +29,6 @@ from app.accounts import Standing, event_account, event_key
 from app.deliveries import AttemptMessage, Origin, dead_letter_headers, delivery_id
 from app.errors import InvalidEvent
 from app.events import parse_event
-from app.store.records import EventRecord
 from app.worker.context import Received, WorkerContext
 from app.worker.handoff import hand_off
 
@@ -80,28 +79,18 @@ async def match_event(ctx: WorkerContext, where: Received) -> int:
             enqueued_at_ms=now_ms,
             origin=Origin.MATCH,
             account_id=account,
+            event_created_at=event.created_at,  # the first records carry the event
         )
         for webhook in webhooks
     ]
-    saved = EventRecord(
-        id=event.id,
-        type=event.type,
-        created_at=event.created_at,
-        body=event.body,
-        received_at=datetime.now(UTC),
-        account_id=account,
-    )
     producer, topic = ctx.producer, ctx.topics.deliveries
-    await asyncio.gather(
-        *(
-            hand_off(
-                ctx.health,
-                partial(producer.send, topic, m.body, key=m.key(), headers=m.headers()),
-            )
-            for m in messages
-        ),
-        hand_off(ctx.health, partial(ctx.records.save_event, saved)),
-    )
+    sends = [
+        partial(producer.send, topic, m.body, key=m.key(), headers=m.headers()) for m in messages
+    ]
+    if len(sends) == 1:  # the common case: no gather, no extra task
+        await hand_off(ctx.health, sends[0])
+    else:
+        await asyncio.gather(*(hand_off(ctx.health, send) for send in sends))
     ctx.recent.add(seen_as)
     _EVENTS["matched"].inc()
     return len(messages)

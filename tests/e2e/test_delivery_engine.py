@@ -223,6 +223,37 @@ async def test_test_endpoint_and_manual_retry_go_through_the_pipeline(pipeline: 
     assert rows[0]["created_at"] == detail["created_at"]
 
 
+async def test_a_matched_event_is_stored_by_its_first_record_for_a_manual_retry(
+    pipeline: Pipeline,
+) -> None:
+    await pipeline.webhook("/carried", ["payment.failed"])
+    sent = event("payment.failed", amount=12)
+    produce_events(pipeline.settings, [sent])
+    [first] = await eventually(
+        lambda: pipeline.receiver.at("/carried"), timeout=30, what="the first attempt"
+    )
+    delivery_id = first.headers["X-Webhook-Id"]
+
+    async def logged() -> bool:
+        detail = await pipeline.api.get(f"/v1/deliveries/{delivery_id}")
+        return detail.status_code == 200 and detail.json()["status"] == "success"
+
+    await eventually(logged, timeout=20, what="the delivery logged")
+    # The records topic holds no message of the event's own: its first record carried it.
+    records = read_topic(pipeline.settings, Topics.from_settings(pipeline.settings).records)
+    keyed = [m for m in records if sent["id"].encode() in (m.key() or b"")]
+    assert keyed == [], [m.key() for m in keyed]
+    carrying = [m for m in records if m.key() == delivery_id.encode()]
+    assert len(carrying) == 1 and carrying[0].value().endswith(b"\n" + first.body)
+    # The event was stored from it: a manual retry sends the very same bytes again.
+    response = await pipeline.api.post(f"/v1/deliveries/{delivery_id}/retry")
+    assert response.status_code == 202, response.text
+    await eventually(
+        lambda: len(pipeline.receiver.at("/carried")) == 2, timeout=30, what="the redelivery"
+    )
+    assert pipeline.receiver.at("/carried")[1].body == first.body
+
+
 async def test_a_key_from_apikey_create_opens_the_api(pipeline: Pipeline) -> None:
     import os
     import subprocess

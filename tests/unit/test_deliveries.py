@@ -59,6 +59,7 @@ MESSAGES = [
         attempt=1,
         body=b'{"id":"evt_abc123","type":"user.created","created_at":"2026-01-15T12:30:00Z","data":{}}',
         enqueued_at_ms=1_768_480_200_000,
+        event_created_at="2026-01-15T12:30:00Z",  # a match's: its first record carries it
     ),
     AttemptMessage(
         delivery_id=delivery_id("evt_def", "hook_456"),
@@ -172,6 +173,7 @@ def test_next_attempt(message: AttemptMessage) -> None:
     )
     assert nxt.body is message.body
     assert nxt.enqueued_at_ms == message.enqueued_at_ms
+    assert nxt.event_created_at is None  # only a first attempt's record carries the event
     assert AttemptMessage.from_kafka(nxt.body, nxt.headers()) == nxt
 
 

@@ -95,6 +95,17 @@ def test_an_event_round_trips_with_its_exact_body(body: bytes) -> None:
     assert decode(value) == EventMessage(event)
 
 
+CARRIED = EventRecord("evt_1", "user.created", "2026-01-15T12:30:00Z", b'{"a":"x\n"}', T0, "acme")
+
+
+@pytest.mark.parametrize("event", [CARRIED, EventRecord("evt_2", "t", "c", b"", T0)])
+def test_a_first_record_round_trips_with_the_event_it_carries(event: EventRecord) -> None:
+    value = encode_delivery(FULL, ATTEMPT, event)
+    assert value.endswith(b"\n" + event.body)  # the body raw, after the header
+    assert decode(value) == DeliveryMessage(FULL, ATTEMPT, event)
+    assert decode(encode_delivery(FULL, None, event)) == DeliveryMessage(FULL, None, event)
+
+
 def test_an_event_keeps_its_account() -> None:
     event = EventRecord("evt_1", "user.created", "2026-01-15T12:30:00Z", b"{}", T0, "acme")
     assert decode(encode_event(event)) == EventMessage(event)
@@ -135,7 +146,7 @@ GOOD = orjson.loads(encode_delivery(FAILED, ATTEMPT))
         (b"", "json"),
         (b"not json", "json"),
         (b"[1,2]", "json"),
-        (orjson.dumps({**GOOD, "v": 3}), "version"),
+        (orjson.dumps({**GOOD, "v": 4}), "version"),
         (orjson.dumps({k: v for k, v in GOOD.items() if k != "v"}), "version"),
         (orjson.dumps({**GOOD, "k": "x"}), "kind"),
         (orjson.dumps({**GOOD, "d": GOOD["d"][:-1]}), "shape"),
@@ -146,6 +157,10 @@ GOOD = orjson.loads(encode_delivery(FAILED, ATTEMPT))
         (orjson.dumps({**GOOD, "a": 7}), "shape"),
         (orjson.dumps({**GOOD, "d": [*GOOD["d"][:6], 2**62, *GOOD["d"][7:]]}), "shape"),
         (orjson.dumps(GOOD) + b"\nbody", "shape"),
+        # a carried event needs its body, and a body needs its event
+        (orjson.dumps({**GOOD, "e": {"id": "evt_1", "t": "t", "c": "c", "r": 0}}), "shape"),
+        (orjson.dumps({**GOOD, "e": {"id": "evt_1", "t": "t", "c": "c"}}) + b"\n{}", "shape"),
+        (orjson.dumps({**GOOD, "e": ["evt_1"]}) + b"\n{}", "shape"),
         (orjson.dumps({"v": 1, "k": "e", "id": "evt_1", "t": "user.created", "c": "x"}), "shape"),
         (_header(), "shape"),
     ],
@@ -216,6 +231,20 @@ def test_collapse_keeps_each_event_once_the_latest_received() -> None:
     assert collapse([late, d(PENDING), early]).events == [late.event]
     assert collapse([early, late]).events == [late.event]
     assert collapse([early, d(PENDING)]).rows == 4
+
+
+def test_collapse_keeps_an_event_carried_by_first_records_once() -> None:
+    carried = EventRecord("evt_1", "user.created", "c", b"{}", T0)
+    # two deliveries of one event (fan-out), each first record carrying it
+    first_a = DeliveryMessage(state("del_a"), attempt("del_a"), carried)
+    first_b = DeliveryMessage(state("del_b"), attempt("del_b"), carried)
+    collapsed = collapse([first_a, first_b])
+    assert collapsed.events == [carried]
+    assert [x.id for x in collapsed.deliveries] == ["del_a", "del_b"]
+    assert collapsed.rows == 3 * 2 + 2 + 1
+    # and with a standalone message of the same event, still once (the latest received)
+    later = ev(T0 + S, b"{}")
+    assert collapse([first_a, later]).events == [later.event]
 
 
 # ── batch packing ─────────────────────────────────────────────────────────────────────────
