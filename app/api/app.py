@@ -103,6 +103,9 @@ def build(
         docs_url=None,
         redoc_url=None,
         redirect_slashes=False,
+        # No OpenTelemetry here (metrics are Prometheus, app.api.metrics); FastAPI otherwise
+        # looks for a configured provider in os.environ on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.topics = Topics.from_settings(settings)

@@ -47,8 +47,18 @@ MAX_KEY_LENGTH = 512
 ACCOUNT_HEADER = "hookstream-account"  # an operator key's choice of account
 ACCOUNT_TTL_S = 1.0  # an account's standing is reread at least this often
 
+
+class _DocumentedBearer(HTTPBearer):
+    """The scheme for OpenAPI only: FastAPI still calls it on every ``/v1`` request, and
+    HTTPBearer would parse the header into a model nobody reads (AuthenticatedRoute checks
+    the key, before this runs)."""
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        return None
+
+
 # Only documents the scheme in OpenAPI (the check itself is AuthenticatedRoute's).
-bearer_scheme = HTTPBearer(
+bearer_scheme = _DocumentedBearer(
     auto_error=False,
     scheme_name="ApiKey",
     description="An operator key (HOOKSTREAM_API_KEYS; choose the account with the "

@@ -146,10 +146,12 @@ async def current_webhook(
     return await load_webhook(store, webhook_id, principal.account_id)
 
 
-async def cached_webhook(
-    webhook_id: WebhookIdPath, request: Request, principal: PrincipalDep
-) -> Webhook:
-    """``current_webhook`` through ``WebhookCache``: for the delivery log's pages only."""
+async def cached_webhook(webhook_id: WebhookIdPath, request: Request) -> Webhook:
+    """``current_webhook`` through ``WebhookCache``: for the delivery log's pages only.
+
+    The principal is read from the request (``AuthenticatedRoute`` set it) rather than
+    through ``PrincipalDep``: a sub-dependency less to solve on the route that polls."""
+    principal: Principal = request.state.principal
     cache = webhook_cache(request)
     webhook = await cache.get(webhook_id) if plausible_id(webhook_id) else None
     return _owned(webhook, webhook_id, principal.account_id)

@@ -38,6 +38,18 @@ class ApiMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+
+    def observe(self, method: str, route: str, status: str, seconds: float) -> None:
+        """Count one request and its duration. The labelled children are kept by label
+        values: ``labels()`` takes a lock and builds its key on every call, twice a request."""
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(*key), self.seconds.labels(method, route))
+            self._children[key] = children  # one entry per time series, no more
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class MetricsMiddleware:
@@ -67,5 +79,4 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.seconds.labels(method, template).observe(time.perf_counter() - started)
+            self.metrics.observe(method, template, str(status), time.perf_counter() - started)
