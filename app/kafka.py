@@ -297,7 +297,9 @@ class AsyncProducer:
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop, self._loop_thread = loop, threading.get_ident()
-        self._timer = loop.call_later(0, self._serve)
+        # Not ``call_later(0, …)``: uvloop answers that with a plain Handle, which has no
+        # ``when()`` for ``send`` to look at (a send before the first serve raised).
+        self._timer = loop.call_later(self.BUSY_POLL_S, self._serve)
 
     def _serve(self) -> None:
         """On the loop: serve what librdkafka has ready (reports, errors), then come back."""
