@@ -386,7 +386,14 @@ def test_a_held_partition_does_not_block_the_others(
 
     print("\nlateness, other partitions while one is held:", lateness_summary(received))
     assert held.id not in {r.id for r in received}
-    assert_unchanged_and_on_time(others, received)
+    # Not blocked means forwarded before the held head was even due, whatever the machine's
+    # load (a fixed lateness bound here once failed at 1.6 s on a loaded CI run).
+    by_id = {r.id: r for r in received}
+    for s in others:
+        r = by_id[s.id]
+        assert (r.key, r.value, r.headers) == (s.key, s.value, s.headers)
+        assert r.lateness_ms >= 0, f"{s.id} forwarded {-r.lateness_ms:.1f} ms early"
+        assert r.at_ms < held.due_ms, f"{s.id} waited for the held head ({r.lateness_ms:.0f} ms)"
     assert_unchanged_and_on_time([held], list(reader.seen))
 
 
