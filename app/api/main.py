@@ -10,13 +10,13 @@ server starts and close when it stops.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app import heap
 from app.api.app import attach, build
 from app.api.publish import producer_config
 from app.kafka import AsyncProducer
@@ -24,23 +24,6 @@ from app.settings import Settings
 from app.store import Store
 
 log = logging.getLogger(__name__)
-
-# A young-generation collection once 7,000 more container objects are alive (CPython's
-# default, 700, is a few delivery-log pages in flight), the older generations as rarely.
-GC_THRESHOLDS = (7_000, 20, 100)
-
-
-def tune_gc() -> None:
-    """Freeze what start-up built and collect the young generation less often.
-
-    The imports, the app and the driver's metadata are ~100,000 objects that live as long as
-    the process; every full collection walked them all (tens of ms on the 2-core bench box,
-    a tail of the delivery-log pages' latency). ``gc.freeze`` moves them out of the
-    collector's sight. Measured: BENCHMARKS.md, "Session 5: API pages".
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def build_app(settings: Settings) -> FastAPI:
@@ -52,7 +35,7 @@ def build_app(settings: Settings) -> FastAPI:
         # Its message timeout is shorter than the API's wait: a 503 leaves nothing queued.
         producer = AsyncProducer(settings, **producer_config(settings))
         attach(app, store, producer)
-        tune_gc()  # last in start-up: what it built is frozen
+        heap.settle()  # last in start-up: what it built is frozen (app.heap)
         log.info("API ready on %s:%d", settings.api.host, settings.api.port)
         try:
             yield

@@ -18,7 +18,7 @@ from typing import Any
 import faust
 import uvloop
 
-from app import metrics
+from app import heap, metrics
 from app.accounts import AccountDirectory
 from app.delivery import AiohttpSender
 from app.kafka import AsyncProducer, faust_credentials, wait_for_topics
@@ -148,6 +148,7 @@ def build_app(settings: Settings) -> faust.App:
         )
         await attempts.start()
         state.update(ctx=ctx, feed=feed, attempts=attempts)
+        heap.settle()  # last in start-up: the app, the index and the clients are frozen
         ready.set()
         log.info("worker ready: %d webhooks known", len(index))
 

@@ -1,4 +1,4 @@
-"""The API role's collector tuning: start-up's objects frozen, young collections rarer."""
+"""The roles' collector tuning (app.heap): start-up's objects frozen, young collections rarer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.api.main import GC_THRESHOLDS, tune_gc
+from app import heap
 
 
 @pytest.fixture
@@ -19,11 +19,11 @@ def restore_gc() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("restore_gc")
-def test_tune_gc_freezes_what_exists_and_raises_the_thresholds() -> None:
+def test_settle_freezes_what_exists_and_raises_the_thresholds() -> None:
     survivor: list[object] = []  # alive before: frozen after, out of every generation
     gc.unfreeze()
-    tune_gc()
+    heap.settle()
     assert gc.get_freeze_count() > 0
     assert not any(o is survivor for g in range(3) for o in gc.get_objects(g))
-    assert gc.get_threshold() == GC_THRESHOLDS
-    assert GC_THRESHOLDS[0] > 700  # CPython's default, a collection every few pages
+    assert gc.get_threshold() == heap.THRESHOLDS
+    assert heap.THRESHOLDS[0] > 700  # CPython's default, a collection every few deliveries
