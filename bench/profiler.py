@@ -4,6 +4,12 @@ Two samplers attach at once (``--nonblocking``, so the worker is never paused): 
 flame graph (SVG), the other the collapsed stacks (``raw``), from which ``top`` computes the
 functions with the most samples, by self time (the frame on top of the stack) and inclusive
 (anywhere on the stack).
+
+Only the thread holding the GIL is sampled (``--gil``): in the default mode py-spy counts a
+thread waiting inside C (Faust's consumer thread in its own loop, librdkafka's ``poll``) as
+busy, which put a sixth of the samples on threads that were mostly idle (BENCHMARKS.md,
+"Session 5: the worker"). A thread that waits on a lock while holding the GIL (librdkafka's
+``produce``) still shows: that is time the event loop cannot run.
 """
 
 from __future__ import annotations
@@ -98,7 +104,7 @@ def record(pid: int, seconds: float, out: Path) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     svg, raw = out.with_suffix(".svg"), out.with_suffix(".txt")
     common = ["record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "100",
-              "--nonblocking", "--threads"]  # fmt: skip
+              "--nonblocking", "--threads", "--gil"]  # fmt: skip
     procs = [
         subprocess.Popen(
             [binary, *common, "--format", fmt, "--output", str(path)],
