@@ -475,6 +475,75 @@ async def test_list_by_webhook_respects_since_and_until(
     assert empty.deliveries == [] and empty.next_cursor is None
 
 
+async def test_a_success_page_is_filtered_from_the_plain_slice_until_it_mostly_fails(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``success`` is read from the unfiltered slice (one read a page while nearly every row
+    matches) and the walk goes over to the status index where most rows are not successful,
+    reading on after the rows it passed: every page is full, every successful delivery comes
+    once, newest first, over two days and whatever the page size."""
+    now = ms(datetime.now(UTC))
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    records: list[DeliveryRecord] = []
+    for i in range(400):
+        # newest first: 1 in 20 failed, then 80 failed with 1 in 10 successful, then mixed
+        failing = 150 <= i < 230
+        ok = i % 10 == 3 if failing else i % 20 != 7
+        created = midnight + timedelta(seconds=(200 - i) * 2 - 1)  # 200 today, 200 the day before
+        records.append(
+            delivery(
+                "hook_mostly_ok",
+                f"evt_ok_{i:03}",
+                created,
+                status=DeliveryStatus.SUCCESS if ok else DeliveryStatus.FAILED,
+                attempts=1,
+            )
+        )
+    await store.deliveries.record_many(records)
+    assert len({r.created_at.date() for r in records}) == 2
+    successful = [r.id for r in records if r.status is DeliveryStatus.SUCCESS]
+
+    reads: list[str] = []
+    real = aexecute
+
+    async def counted(session: object, statement: object, *args: object, **kw: object) -> object:
+        reads.append(statement.query_string)  # type: ignore[attr-defined]
+        return await real(session, statement, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("app.store.deliveries.aexecute", counted)
+    until = records[0].created_at
+    first = await store.deliveries.list_by_webhook(
+        "hook_mostly_ok", status=DeliveryStatus.SUCCESS, until=until, limit=50
+    )
+    assert [r.id for r in first.deliveries] == successful[:50]
+    assert len(reads) == 1 and "status = ?" not in reads[0]  # one plain slice, no index
+
+    for limit in (1, 7, 50, 250):
+        reads.clear()
+        seen: list[str] = []
+        sizes: list[int] = []
+        cursor: str | None = None
+        while True:
+            page = await store.deliveries.list_by_webhook(
+                "hook_mostly_ok",
+                status=DeliveryStatus.SUCCESS,
+                until=until,
+                limit=limit,
+                cursor=cursor,
+            )
+            seen.extend(r.id for r in page.deliveries)
+            sizes.append(len(page.deliveries))
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+            assert len(sizes) < 400, "paging does not end"
+        assert seen == successful, limit
+        assert all(size == limit for size in sizes[:-1]), (limit, sizes)
+        assert any("status = ?" in q for q in reads), limit  # the failing stretch: the index
+    failed, _ = await walk_hook(store, "hook_mostly_ok", 9, status=DeliveryStatus.FAILED)
+    assert [r.id for r in failed] == [r.id for r in records if r.status is DeliveryStatus.FAILED]
+
+
 async def test_both_filters_fill_whole_pages_through_the_indexes(store: Store) -> None:
     """2,300 deliveries of one type, 5 of them failed, spread over the partition: with both
     filters every page but the last is full (the indexes intersect in the slice), and the walk
