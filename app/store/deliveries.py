@@ -283,7 +283,7 @@ class DeliveryRepository:
             position = Position(position.bucket)  # ``until`` moved below the cursor
         last_bucket = day_bucket(since_ms)
         out: list[DeliveryRecord] = []
-        last_out: Position | None = None
+        last_bucket_out = 0  # the bucket of out[-1] (its cursor, if the page ends after it)
 
         fan_out = 1  # buckets read at once from a bucket's top; doubles while they are sparse
         while position.bucket >= last_bucket:
@@ -315,26 +315,27 @@ class DeliveryRepository:
                     await aexecute(self._session, log.after, (webhook_id, position.bucket, *after))
                 ]
             for bucket, page in zip(buckets, pages, strict=True):
+                # Positions are built only where the walk stops (a row's costs as much as
+                # the row's record): after the last row read, or the cursor after out[-1].
                 for row in page.rows:
                     if scan is not None:
                         examined += 1
-                        if row["status"] != scan:  # read past it: the position moves on
-                            created = from_cql(row["created_at"])
-                            assert created is not None
-                            position = Position(bucket, to_ms(created), row["delivery_id"])
+                        if row["status"] != scan:  # read past it
                             continue
                         matched += 1
-                    record = delivery_record(row, "delivery_id")
-                    here = Position(bucket, to_ms(record.created_at), record.id)
                     if len(out) == limit:
-                        assert last_out is not None
-                        return DeliveryPage(out, encode_cursor(last_out))
-                    out.append(record)
-                    position = last_out = here
-                exhausted = len(page.rows) < fetch
-                if exhausted:  # on to the previous day
+                        last = out[-1]
+                        here = Position(last_bucket_out, to_ms(last.created_at), last.id)
+                        return DeliveryPage(out, encode_cursor(here))
+                    out.append(delivery_record(row, "delivery_id"))
+                    last_bucket_out = bucket
+                if len(page.rows) < fetch:  # exhausted: on to the previous day
                     position = Position(bucket - 1)
-                if not exhausted:  # read on in this bucket; drop the older ones read ahead
+                else:  # read on in this bucket after its last row; drop the older ones read
+                    row = page.rows[-1]
+                    created = from_cql(row["created_at"])
+                    assert created is not None
+                    position = Position(bucket, to_ms(created), row["delivery_id"])
                     break
         return DeliveryPage(out, None)
 
