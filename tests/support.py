@@ -429,16 +429,13 @@ def read_topic(settings: Settings, topic: str, timeout: float = 10.0) -> list[An
         }
     )
     try:
+        deadline = time.monotonic() + timeout
         meta = consumer.list_topics(topic, timeout=timeout).topics[topic]
         tps = [TopicPartition(topic, p, 0) for p in meta.partitions]
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout)[1]
-            for p in meta.partitions
-        }
+        ends = {p: _end_offset(consumer, topic, p, deadline) for p in meta.partitions}
         consumer.assign(tps)
         out: list[Any] = []
         remaining = {p for p, end in ends.items() if end > 0}
-        deadline = time.monotonic() + timeout
         while remaining and time.monotonic() < deadline:
             msg = consumer.poll(0.5)
             if msg is None or msg.error():
@@ -449,6 +446,21 @@ def read_topic(settings: Settings, topic: str, timeout: float = 10.0) -> list[An
         return out
     finally:
         consumer.close()
+
+
+def _end_offset(consumer: Any, topic: str, partition: int, deadline: float) -> int:
+    """The partition's end offset. A topic created a moment ago on a loaded broker may not
+    have a leader for every partition yet ("not leader for partition"): ask again."""
+    from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+    leaderless = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE}
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(TopicPartition(topic, partition), 5.0)[1])
+        except KafkaException as exc:
+            if exc.args[0].code() not in leaderless or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)  # a bounded retry of a refused call, not a wait for a condition
 
 
 PIPELINE_ROLES = ("api", "worker", "scheduler", "recorder")
