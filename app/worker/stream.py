@@ -10,14 +10,25 @@
 
 (The deliver step reads its topics with its own confluent-kafka consumer of the same shape:
 ``app.worker.attempts``.)
+
+``SeekBackTransport``: Faust drops records it fetched while its flow was stopped (between a
+partition's assignment and the end of recovery, or across a rebalance) and relies on seeking
+back to the committed offsets to read them again. aiokafka seeks only to a committed offset
+above 0, so a partition taken over before anyone committed on it (a worker SIGKILLed right
+after its assignment) kept its position after the dropped events; the next ack committed past
+them and they were never matched. The transport's consumer seeks such partitions back to the
+beginning instead (what ``auto_offset_reset=earliest`` would have read).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+
+from aiokafka.errors import IllegalStateError
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from app import metrics
 from app.worker.acks import OrderedAcks
@@ -96,3 +107,28 @@ async def consume(
             log.info("%s: draining %d in-flight messages", name, len(tasks))
             await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
         raise
+
+
+class SeekBackConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
+    """Faust's aiokafka consumer whose seek back to the committed offsets also covers the
+    partitions nobody has committed on (see the module docstring)."""
+
+    async def seek_to_committed(self) -> Mapping[Any, int]:
+        committed: Mapping[Any, int] = await super().seek_to_committed()
+        uncommitted = never_committed(committed)
+        if uncommitted:
+            try:
+                await self._thread.seek_to_beginning(*uncommitted)  # the aiokafka side
+            except IllegalStateError as exc:  # revoked meanwhile: the next assignment seeks
+                log.info("match: no seek back for %s: %s", uncommitted, exc)
+        return committed
+
+
+class SeekBackTransport(faust_aiokafka.Transport):  # type: ignore[misc]
+    Consumer = SeekBackConsumer
+
+
+def never_committed(committed: Mapping[Any, int | None]) -> list[Any]:
+    """The partitions aiokafka's ``seek_to_committed`` leaves where they are: no committed
+    offset (None, -1) or 0."""
+    return [tp for tp, offset in committed.items() if offset is None or offset <= 0]
