@@ -17,6 +17,7 @@ from typing import Any
 
 import faust
 import uvloop
+from faust.sensors.monitor import Monitor
 
 from app import heap, metrics
 from app.accounts import AccountDirectory
@@ -56,6 +57,29 @@ def crash(exc: BaseException) -> None:
     os._exit(EXIT_BUG)
 
 
+class QuietMonitor(Monitor):  # type: ignore[misc]  # faust is untyped
+    """Faust's monitor without its per-message statistics (counts, timings, deques), which
+    nothing here reads: the worker exports its own metrics (``app.metrics``). Faust calls
+    these four hooks for every event; they cost ~10 µs an event (BENCHMARKS.md, session 5).
+    Commit, rebalance and send hooks stay as Faust has them. (Taken out once after a CI
+    failure of the SIGKILL takeover test; that failure was the never-committed partition
+    that ``app.worker.stream.SeekBackTransport`` now seeks back, not the monitor.)"""
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        return None
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        return None
+
+    def on_stream_event_out(
+        self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
+    ) -> None:
+        return None
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        return None
+
+
 def build_app(settings: Settings) -> faust.App:
     topics = Topics.from_settings(settings)
     brokers = [f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")]
@@ -79,6 +103,7 @@ def build_app(settings: Settings) -> faust.App:
         stream_wait_empty=True,  # a rebalance or stop waits for in-flight work to be acked
         datadir=os.path.join(tempfile.gettempdir(), f"hookstream-faust-{os.getpid()}"),
         loghandlers=[],
+        monitor=QuietMonitor(),
     )
     # Before anything reaches ``app.transport`` (``app.topic`` does): its consumer seeks
     # never-committed partitions back to their beginning (app.worker.stream).
