@@ -39,6 +39,8 @@ def from_cql(value: datetime | None) -> datetime | None:
     # (a delivery-log page converts 150 of these; the arithmetic below costs twice as much).
     micros = value.microsecond
     off = micros % 1000
+    if off == 0:  # most are exact: one keyword for replace() is a quarter cheaper than two
+        return value.replace(tzinfo=UTC)
     if off <= 10:
         return value.replace(microsecond=micros - off, tzinfo=UTC)
     if off >= 990 and micros < 999_000:

@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import TypeAdapter
 
+from app.accounts import DEFAULT_ACCOUNT
 from app.api.schemas import DeliveryList, DeliveryPublic, delivery_list_json, log_timestamp
 from app.deliveries import DeliveryStatus
 from app.events import format_timestamp
 from app.store.records import DeliveryRecord
+from app.store.rows import delivery_record
 from app.store.timeline import from_cql, from_ms, to_ms
 
 AT = datetime(2026, 12, 1, 12, 30, 0, 123000, tzinfo=UTC)
@@ -119,3 +121,30 @@ def test_from_cql_rounds_to_the_stored_millisecond() -> None:
             )
             assert got is not None and got.tzinfo is UTC
     assert from_cql(None) is None
+
+
+@pytest.mark.parametrize("status", list(DeliveryStatus))
+def test_a_log_row_becomes_its_record_with_each_status(status: DeliveryStatus) -> None:
+    created = datetime(2026, 12, 1, 12, 30, 0, 123000)  # naive, as the driver returns it
+    row = {
+        "delivery_id": "del_1",
+        "webhook_id": "hook_1",
+        "event_id": "evt_1",
+        "event_type": "user.created",
+        "status": status.value,
+        "attempts": 2,
+        "created_at": created,
+        "updated_at": created + timedelta(microseconds=999_996),  # the driver's float error
+        "status_code": 500,
+        "error": "HTTP 500",
+        "delivered_at": None,
+        "next_attempt_at": None,
+        "account_id": None,
+    }
+    got = delivery_record(row, "delivery_id")
+    assert got.status is status
+    assert got.created_at == created.replace(tzinfo=UTC)
+    assert got.updated_at == datetime(2026, 12, 1, 12, 30, 1, 123000, tzinfo=UTC)
+    assert got.account_id == DEFAULT_ACCOUNT
+    with pytest.raises(ValueError):
+        delivery_record({**row, "status": "lost"}, "delivery_id")
