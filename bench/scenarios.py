@@ -845,6 +845,7 @@ class Scenarios:
                 out[name] = {"skipped": "not enough time left"}
                 continue
             cpu0 = pipe.api_cpu()
+            cass0 = sum(server_cpu(self.stack).get("cassandra", (0.0, 0.0)))
             got = api_probe.page_latency(
                 base,
                 api_key,
@@ -856,6 +857,11 @@ class Scenarios:
             # the API's own CPU per answered request: is it CPU-bound on this machine?
             got["api_cpu_ms_per_request"] = _r(
                 (pipe.api_cpu() - cpu0) * 1000 / max(1, got["completed"]), 2
+            )
+            # and Cassandra's (the page's reads; its background work is in it too)
+            cass1 = sum(server_cpu(self.stack).get("cassandra", (0.0, 0.0)))
+            got["cassandra_cpu_ms_per_request"] = _r(
+                (cass1 - cass0) * 1000 / max(1, got["completed"]), 2
             )
             out[name] = got
             lat = got.get("latency_ms", {})
