@@ -270,13 +270,8 @@ class AsyncProducer:
     BUSY_POLL_S = 0.001
     IDLE_POLL_S = 0.1
 
-    def __init__(
-        self, settings: Settings, *, busy_poll_s: float | None = None, **config: Any
-    ) -> None:
+    def __init__(self, settings: Settings, **config: Any) -> None:
         self.brokers_down = False
-        # A producer whose acknowledgements nothing waits for urgently (the worker's records)
-        # serves them less often: each serve is a loop wake-up.
-        self._busy_poll_s = self.BUSY_POLL_S if busy_poll_s is None else busy_poll_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -304,7 +299,7 @@ class AsyncProducer:
         self._loop, self._loop_thread = loop, threading.get_ident()
         # Not ``call_later(0, …)``: uvloop answers that with a plain Handle, which has no
         # ``when()`` for ``send`` to look at (a send before the first serve raised).
-        self._timer = loop.call_later(self._busy_poll_s, self._serve)
+        self._timer = loop.call_later(self.BUSY_POLL_S, self._serve)
 
     def _serve(self) -> None:
         """On the loop: serve what librdkafka has ready (reports, errors), then come back."""
@@ -314,7 +309,7 @@ class AsyncProducer:
         assert self._loop is not None
         busy = len(self._producer) > 0  # queued or awaiting the broker's acknowledgement
         self._timer = self._loop.call_later(
-            self._busy_poll_s if busy else self.IDLE_POLL_S, self._serve
+            self.BUSY_POLL_S if busy else self.IDLE_POLL_S, self._serve
         )
 
     async def send(
@@ -326,10 +321,10 @@ class AsyncProducer:
             if self._timer is not None:
                 self._timer.cancel()
             self._bind(loop)
-        elif self._timer is not None and self._timer.when() - loop.time() > self._busy_poll_s:
+        elif self._timer is not None and self._timer.when() - loop.time() > self.BUSY_POLL_S:
             # Idle until now: serve this message's report at the busy pace, not in 100 ms.
             self._timer.cancel()
-            self._timer = loop.call_later(self._busy_poll_s, self._serve)
+            self._timer = loop.call_later(self.BUSY_POLL_S, self._serve)
         done: asyncio.Future[None] = loop.create_future()
         on_loop = self._loop_thread
 

@@ -268,12 +268,6 @@ class WorkerSettings(_Group):
     dedupe_window: int = Field(
         100_000, ge=0, description="Recent event ids remembered to skip a re-produced event."
     )
-    records_linger: Duration = Field(
-        timedelta(milliseconds=25),
-        description="How long the worker's producer of the records topic gathers records into "
-        "one request (librdkafka linger.ms). Records are not on an attempt's path: this adds "
-        "only to the record lag, and fewer, larger requests cost Kafka and the worker less.",
-    )
 
 
 class SchedulerSettings(_Group):

@@ -45,9 +45,6 @@ EXIT_BUG = 70  # EX_SOFTWARE: a restart re-reads from the committed offset
 # A produce waits this long for Kafka before the hand-off is tried again (app.worker.handoff);
 # librdkafka keeps reconnecting meanwhile.
 HAND_OFF_TIMEOUT_MS = 15_000
-# How often the records producer serves its acknowledgements while any are due: nothing but
-# the attempt's own task (its slot) waits for them.
-RECORDS_BUSY_POLL_S = 0.005
 
 
 def crash(exc: BaseException) -> None:
@@ -153,18 +150,6 @@ def build_app(settings: Settings) -> faust.App:
         await feed.start()
         await feed.ready.wait()
         producer = AsyncProducer(settings, **{"message.timeout.ms": HAND_OFF_TIMEOUT_MS})
-        # The records have a producer of their own: attempt messages must leave at once (an
-        # event's first attempt waits for its message), records may gather for a few ms.
-        # At 800 messages/s, linger 2 → 20 ms cut Kafka's CPU per message by ~40 % and this
-        # process's by ~25 % (BENCHMARKS.md, "Session 6: the worker").
-        record_producer = AsyncProducer(
-            settings,
-            busy_poll_s=RECORDS_BUSY_POLL_S,
-            **{
-                "message.timeout.ms": HAND_OFF_TIMEOUT_MS,
-                "linger.ms": settings.worker.records_linger.total_seconds() * 1000,
-            },
-        )
         webhook_health = HealthTracker(settings, topics, store, producer, index)
         ctx = WorkerContext(
             settings=settings,
@@ -174,8 +159,8 @@ def build_app(settings: Settings) -> faust.App:
             store=store,
             producer=producer,
             sender=AiohttpSender(settings.delivery, settings.allowed_networks),
-            records=RecordLog(record_producer, topics),
-            health=Health(lambda: producer.brokers_down or record_producer.brokers_down),
+            records=RecordLog(producer, topics),
+            health=Health(lambda: producer.brokers_down),
             recent=RecentEvents(settings.worker.dedupe_window),
             attempted=RecentEvents(settings.worker.dedupe_window),
             attempting=set(),
@@ -190,7 +175,7 @@ def build_app(settings: Settings) -> faust.App:
             on_bug=crash,
         )
         await attempts.start()
-        state.update(ctx=ctx, feed=feed, attempts=attempts, record_producer=record_producer)
+        state.update(ctx=ctx, feed=feed, attempts=attempts)
         heap.settle()  # last in start-up: the app, the index and the clients are frozen
         ready.set()
         log.info("worker ready: %d webhooks known", len(index))
@@ -206,7 +191,6 @@ def build_app(settings: Settings) -> faust.App:
         await state["feed"].stop()
         await ctx.sender.close()
         ctx.producer.close()
-        state["record_producer"].close()
         await ctx.store.close()
 
     return app
