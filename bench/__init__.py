@@ -24,6 +24,8 @@ on the same machine by the same bench, without touching the working tree.
     report.py     JSON, markdown and PNG chart
     replay.py     ``python -m bench.replay``: filters on the match path, replay throughput
                   and its effect on live latency (issue 14)
+    faust_cost.py ``python -m bench.faust_cost``: CPU per event of the match step's Faust
+                  path, beside a plain confluent-kafka consumer (issue 10)
 """
 
 import os
