@@ -520,24 +520,10 @@ async def test_a_success_page_is_filtered_from_the_plain_slice_until_it_mostly_f
 
     for limit in (1, 7, 50, 250):
         reads.clear()
-        seen: list[str] = []
-        sizes: list[int] = []
-        cursor: str | None = None
-        while True:
-            page = await store.deliveries.list_by_webhook(
-                "hook_mostly_ok",
-                status=DeliveryStatus.SUCCESS,
-                until=until,
-                limit=limit,
-                cursor=cursor,
-            )
-            seen.extend(r.id for r in page.deliveries)
-            sizes.append(len(page.deliveries))
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-            assert len(sizes) < 400, "paging does not end"
-        assert seen == successful, limit
+        walked, sizes = await walk_hook(
+            store, "hook_mostly_ok", limit, status=DeliveryStatus.SUCCESS, until=until
+        )
+        assert [r.id for r in walked] == successful, limit
         assert all(size == limit for size in sizes[:-1]), (limit, sizes)
         assert any("status = ?" in q for q in reads), limit  # the failing stretch: the index
     failed, _ = await walk_hook(store, "hook_mostly_ok", 9, status=DeliveryStatus.FAILED)
@@ -568,24 +554,10 @@ async def test_both_filters_fill_whole_pages_through_the_indexes(store: Store) -
     assert [r.id for r in page.deliveries] == [records[i].id for i in sorted(failed_at)]
     assert page.next_cursor is None
 
-    seen: list[str] = []
-    sizes: list[int] = []
-    cursor: str | None = None
-    while True:
-        page = await store.deliveries.list_by_webhook(
-            "hook_sparse",
-            status=DeliveryStatus.FAILED,
-            event_type="user.created",
-            limit=2,
-            cursor=cursor,
-        )
-        seen.extend(r.id for r in page.deliveries)
-        sizes.append(len(page.deliveries))
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-        assert len(sizes) < 10, "paging does not end"
-    assert seen == [records[i].id for i in sorted(failed_at)]
+    walked, sizes = await walk_hook(
+        store, "hook_sparse", 2, status=DeliveryStatus.FAILED, event_type="user.created"
+    )
+    assert [r.id for r in walked] == [records[i].id for i in sorted(failed_at)]
     assert sizes == [2, 2, 1]
     none = await store.deliveries.list_by_webhook(
         "hook_sparse", status=DeliveryStatus.FAILED, event_type="user.deleted", limit=10
@@ -718,10 +690,11 @@ async def test_every_row_carries_its_records_own_write_time_and_the_retention(
 
 async def walk_hook(
     store: Store, webhook_id: str, limit: int, **filters: object
-) -> tuple[list[DeliveryRecord], int]:
+) -> tuple[list[DeliveryRecord], list[int]]:
+    """Every page of the webhook's log under ``filters``: the deliveries and each page's size."""
     out: list[DeliveryRecord] = []
     cursor: str | None = None
-    pages = 0
+    sizes: list[int] = []
     while True:
         page = await store.deliveries.list_by_webhook(
             webhook_id,
@@ -730,11 +703,11 @@ async def walk_hook(
             **filters,  # type: ignore[arg-type]
         )
         out.extend(page.deliveries)
-        pages += 1
+        sizes.append(len(page.deliveries))
         cursor = page.next_cursor
         if cursor is None:
-            return out, pages
-        assert pages < 1000, "paging does not end"
+            return out, sizes
+        assert len(sizes) < 1000, "paging does not end"
 
 
 async def test_failed_between_reads_the_failed_status_view(
