@@ -176,7 +176,7 @@ class AiohttpSender:
             try:
                 # One deadline, aiohttp's own ``total``: it covers connecting, sending, the
                 # status, the headers and every body read until the connection is released.
-                # (An asyncio.timeout around it as well cost ~2 % of a delivery.)
+                # (An asyncio.timeout around it as well cost 5-7 µs an attempt.)
                 async with self._client().post(
                     url, data=request.body, headers=headers, allow_redirects=False,
                     timeout=timeout,
