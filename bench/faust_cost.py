@@ -24,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -78,8 +79,10 @@ def _read_faust(bootstrap: str, topic: str, events: int, wrapped: bool) -> None:
     from app.worker.stream import consume
 
     clock = _Clock(events)
+    # Faust keeps a data directory per app id: a temporary one, not the working directory.
+    datadir = tempfile.mkdtemp(prefix="hookstream-faustcost-")
     app = faust.App(
-        f"faustcost-{uuid.uuid4().hex[:8]}", broker=f"kafka://{bootstrap}",
+        f"faustcost-{uuid.uuid4().hex[:8]}", broker=f"kafka://{bootstrap}", datadir=datadir,
         key_serializer="raw", value_serializer="raw", web_enabled=False,
         topic_allow_declare=False, topic_disable_leader=True,
         consumer_auto_offset_reset="earliest", stream_wait_empty=True, loghandlers=[],
