@@ -10,6 +10,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from app.accounts import DEFAULT_ACCOUNT
+from app.api.log_page import log_item, log_stamp, page_json
 from app.api.schemas import DeliveryList, DeliveryPublic, delivery_list_json, log_timestamp
 from app.deliveries import DeliveryStatus
 from app.events import format_timestamp
@@ -146,5 +147,64 @@ def test_a_log_row_becomes_its_record_with_each_status(status: DeliveryStatus) -
     assert got.created_at == created.replace(tzinfo=UTC)
     assert got.updated_at == datetime(2026, 12, 1, 12, 30, 1, 123000, tzinfo=UTC)
     assert got.account_id == DEFAULT_ACCOUNT
+    with pytest.raises(ValueError):
+        delivery_record({**row, "status": "lost"}, "delivery_id")
+
+
+# ── the page route's path: rows straight to items (app.api.log_page) ──────────────────────
+
+
+def log_row(record: DeliveryRecord, off_us: int = 0) -> dict[str, object]:
+    """The row the driver returns for ``record``: naive UTC timestamps, ``off_us`` off."""
+
+    def naive(moment: datetime | None) -> datetime | None:
+        if moment is None:
+            return None
+        return moment.astimezone(UTC).replace(tzinfo=None) + timedelta(microseconds=off_us)
+
+    return {
+        "delivery_id": record.id,
+        "webhook_id": record.webhook_id,
+        "event_id": record.event_id,
+        "event_type": record.event_type,
+        "status": record.status.value,
+        "attempts": record.attempts,
+        "created_at": naive(record.created_at),
+        "updated_at": naive(record.updated_at),
+        "status_code": record.status_code,
+        "error": record.error,
+        "delivered_at": naive(record.delivered_at),
+        "next_attempt_at": naive(record.next_attempt_at),
+        "account_id": None,
+    }
+
+
+@pytest.mark.parametrize("off_us", [0, 1, 7, -1, -7])  # the driver's float error, both sides
+@pytest.mark.parametrize("next_cursor", [None, "eyJiIjoyMDAwMH0"])
+@pytest.mark.parametrize("records", CASES.values(), ids=CASES.keys())
+def test_page_from_rows_equals_the_page_of_their_records(
+    records: list[DeliveryRecord], next_cursor: str | None, off_us: int
+) -> None:
+    rows = [log_row(r, off_us) for r in records]
+    expected = delivery_list_json(
+        [delivery_record(row, "delivery_id") for row in rows], next_cursor
+    )
+    assert page_json((log_item(row) for row in rows), next_cursor) == expected
+
+
+def test_log_stamp_is_the_rounded_timestamp_on_every_side_of_a_millisecond() -> None:
+    start = datetime(2026, 12, 31, 23, 59, 58)
+    for stored_ms in (0, 1, 122, 500, 998, 999, 1000, 1999):
+        for off_us in (-11, -10, -7, -1, 0, 1, 7, 10, 11, 499, -499):
+            value = start + timedelta(milliseconds=stored_ms, microseconds=off_us)
+            assert log_stamp(value) == log_timestamp(from_cql(value)), (stored_ms, off_us)  # type: ignore[arg-type]
+    assert log_stamp(datetime(999, 3, 4, 5, 6, 7, 8000)) == "0999-03-04T05:06:07.008Z"
+    assert log_stamp(datetime(2026, 1, 1)) == "2026-01-01T00:00:00Z"
+
+
+def test_log_item_refuses_an_unknown_status_as_the_record_does() -> None:
+    row = log_row(record())
+    with pytest.raises(ValueError):
+        log_item({**row, "status": "lost"})
     with pytest.raises(ValueError):
         delivery_record({**row, "status": "lost"}, "delivery_id")
