@@ -1,14 +1,15 @@
 """``python -m bench.record_cost [--deliveries N] [--batch N] [--rounds N]``: what recording a
 delivery costs, the recorder's Python and Cassandra apart, without Kafka or a worker.
 
-It builds the records a drain of N successful first attempts produces (per delivery: the
-event's message and the delivery's success with its attempt, 1 KB bodies, one webhook),
-encoded exactly as the worker encodes them, then hands them to the recorder's own decode and
-write steps (``Recorder._decode`` and ``Recorder._write``) in batches of ``--batch`` messages,
-as the recorder does after consuming them. Reported per delivery: this process's CPU (the
-recorder's decode, collapse, packing, binding and the driver's I/O thread) and the Cassandra
-server's CPU (``/proc``), both from the first decode to the last acknowledged write, and the
-rate. Cassandra's later flushes and compactions are not in the figure.
+It builds the records a drain of N successful first attempts produces (per delivery: its
+success with its attempt, carrying its event as the worker's first records do, 1 KB bodies,
+one webhook), encoded exactly as the worker encodes them, then hands them to the recorder's
+own decode and write steps (``Recorder._decode`` and ``Recorder._write``) in batches of
+``--batch`` messages, as the recorder does after consuming them. Reported per delivery: this
+process's CPU (the recorder's decode, collapse, packing, binding and the driver's I/O
+thread) and the Cassandra server's CPU (``/proc``), both from the first decode to the last
+acknowledged write, and the rate. Cassandra's later flushes and compactions are not in the
+figure.
 
 On the bench stack's ports (``bench.stack``; it must be up: ``python -m bench --keep-stack``
 leaves it so), in a keyspace of its own, dropped at the end. ``BENCH_APP_DIR`` measures
@@ -75,7 +76,7 @@ class IdleConsumer:
 
 def messages(n: int, partitions: int = 12) -> list[FakeMessage]:
     from app.deliveries import DeliveryStatus, delivery_id
-    from app.records import encode_delivery, encode_event
+    from app.records import encode_delivery
     from app.store.records import AttemptRecord, DeliveryRecord, EventRecord
 
     webhook = "hook_" + uuid.uuid4().hex[:12]
@@ -100,10 +101,11 @@ def messages(n: int, partitions: int = 12) -> list[FakeMessage]:
             did, webhook, event_id, "user.created", DeliveryStatus.SUCCESS, 1, created,
             started + timedelta(milliseconds=1), 204, None, started + timedelta(milliseconds=1),
         )  # fmt: skip
-        for value in (encode_event(event), encode_delivery(state, attempt)):
-            p = (hash(value[:40]) & 0xFFFF) % partitions
-            out.append(FakeMessage(value, offsets[p], p))
-            offsets[p] += 1
+        # As the worker sends them: the first record carries its event (records format 3).
+        value = encode_delivery(state, attempt, event)
+        p = (hash(value[:40]) & 0xFFFF) % partitions
+        out.append(FakeMessage(value, offsets[p], p))
+        offsets[p] += 1
     return out
 
 
