@@ -6,16 +6,19 @@ API calls keeps the dependency honest and lets a test pass something smaller.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from app.accounts import Account
 from app.deliveries import DeliveryStatus
 from app.health import WebhookHealth
 from app.store.api_keys import StoredKey
 from app.store.records import AttemptRecord, DeliveryPage, DeliveryRecord, EventRecord
+from app.store.session import Row
 from app.webhooks import Webhook
+
+T = TypeVar("T")
 
 
 class WebhookRepo(Protocol):
@@ -44,6 +47,18 @@ class DeliveryRepo(Protocol):
         limit: int,
         cursor: str | None,
     ) -> DeliveryPage: ...
+    async def log_page(
+        self,
+        webhook_id: str,
+        item: Callable[[Row], T],
+        *,
+        status: DeliveryStatus | None,
+        event_type: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[T], str | None]: ...
     async def list_by_event(self, event_id: str, account_id: str) -> list[DeliveryRecord]: ...
     async def failed_between(
         self, webhook_id: str, since: datetime, until: datetime

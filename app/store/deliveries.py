@@ -26,9 +26,10 @@ that fails is repeated until it succeeds (the recorder does not commit its offse
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from cassandra.query import PreparedStatement
 
@@ -41,6 +42,7 @@ from app.store.records import AttemptRecord, DeliveryPage, DeliveryRecord, Event
 from app.store.rows import attempt_record, delivery_record
 from app.store.session import (
     CassandraSession,
+    Row,
     aexecute,
     all_pages,
     prepare,
@@ -69,6 +71,12 @@ _BY_ID_CHUNK = 100
 # rows already read, so at most one slice read is wasted.
 _SCANNED_STATUSES = frozenset({DeliveryStatus.SUCCESS})
 _SCAN_MIN_MATCH = 0.75
+
+T = TypeVar("T")
+
+
+def _log_record(row: Row) -> DeliveryRecord:
+    return delivery_record(row, "delivery_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +268,37 @@ class DeliveryRepository:
         match (``_SCANNED_STATUSES``); other filters go through the indexes. LOCAL_QUORUM.
         Raises ``ValueError`` for a malformed cursor or a limit below 1.
         """
+        items, next_cursor = await self.log_page(
+            webhook_id,
+            _log_record,
+            status=status,
+            event_type=event_type,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+        )
+        return DeliveryPage(items, next_cursor)
+
+    async def log_page(
+        self,
+        webhook_id: str,
+        item: Callable[[Row], T],
+        *,
+        status: DeliveryStatus | None = None,
+        event_type: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[T], str | None]:
+        """``list_by_webhook``'s page as ``item(row)`` of each log row, and its next cursor.
+
+        The API's page route passes a function from the row straight to the JSON item: a
+        ``DeliveryRecord`` per row, then a dict of it, was most of the API's own work per
+        page (BENCHMARKS.md, "Session 7: the API's page CPU"). A row has the columns
+        ``delivery_id`` and ``recording.STATE``'s (timestamps as the driver returns them).
+        """
         if limit < 1:
             raise ValueError("limit must be at least 1")
         position = decode_cursor(cursor) if cursor is not None else None
@@ -267,7 +306,7 @@ class DeliveryRepository:
         until_ms = to_ms(until if until is not None else now)
         since_ms = to_ms(since if since is not None else now - self._retention)
         if since_ms > until_ms:
-            return DeliveryPage([], None)
+            return [], None
 
         log = self._logs[(status is not None, event_type is not None)]
         filters = tuple(v for v in (status and status.value, event_type) if v is not None)
@@ -282,8 +321,9 @@ class DeliveryRepository:
         elif position.created_ms is not None and position.created_ms > until_ms:
             position = Position(position.bucket)  # ``until`` moved below the cursor
         last_bucket = day_bucket(since_ms)
-        out: list[DeliveryRecord] = []
-        last_bucket_out = 0  # the bucket of out[-1] (its cursor, if the page ends after it)
+        out: list[T] = []
+        last_out: Row | None = None  # the row of out[-1]: the cursor, if the page ends there
+        last_bucket_out = 0  # and its bucket
 
         fan_out = 1  # buckets read at once from a bucket's top; doubles while they are sparse
         while position.bucket >= last_bucket:
@@ -324,11 +364,13 @@ class DeliveryRepository:
                             continue
                         matched += 1
                     if len(out) == limit:
-                        last = out[-1]
-                        here = Position(last_bucket_out, to_ms(last.created_at), last.id)
-                        return DeliveryPage(out, encode_cursor(here))
-                    out.append(delivery_record(row, "delivery_id"))
-                    last_bucket_out = bucket
+                        assert last_out is not None
+                        at = from_cql(last_out["created_at"])
+                        assert at is not None
+                        here = Position(last_bucket_out, to_ms(at), last_out["delivery_id"])
+                        return out, encode_cursor(here)
+                    out.append(item(row))
+                    last_out, last_bucket_out = row, bucket
                 if len(page.rows) < fetch:  # exhausted: on to the previous day
                     position = Position(bucket - 1)
                 else:  # read on in this bucket after its last row; drop the older ones read
@@ -337,7 +379,7 @@ class DeliveryRepository:
                     assert created is not None
                     position = Position(bucket, to_ms(created), row["delivery_id"])
                     break
-        return DeliveryPage(out, None)
+        return out, None
 
     async def failed_between(
         self, webhook_id: str, since: datetime, until: datetime
