@@ -77,6 +77,7 @@ class IdleConsumer:
 def messages(n: int, partitions: int = 12) -> list[FakeMessage]:
     from app.deliveries import DeliveryStatus, delivery_id
     from app.records import encode_delivery
+    from app.signing import attempt_headers, loggable_headers
     from app.store.records import AttemptRecord, DeliveryRecord, EventRecord
 
     webhook = "hook_" + uuid.uuid4().hex[:12]
@@ -89,12 +90,13 @@ def messages(n: int, partitions: int = 12) -> list[FakeMessage]:
         did = delivery_id(event_id, webhook)
         created = now + timedelta(microseconds=i * 300)
         started = created + timedelta(milliseconds=2)
-        headers = {
-            "content-type": "application/json",
-            "user-agent": "hookstream/0.1",
-            "webhook-id": event_id,
-            "webhook-timestamp": str(int(started.timestamp())),
-        }
+        # The headers an attempt record keeps, as the worker builds them (signatures removed).
+        headers = loggable_headers(
+            attempt_headers(
+                body=body, event_id=event_id, event_type="user.created", delivery_id=did,
+                attempt=1, timestamp=int(started.timestamp()), secret="whsec_bench",
+            )
+        )  # fmt: skip
         event = EventRecord(event_id, "user.created", created.isoformat(), body, created)
         attempt = AttemptRecord(did, 1, started, 1, "success", 204, None, "", headers)
         state = DeliveryRecord(
