@@ -56,7 +56,9 @@ from app.store.timeline import (
     to_ms,
 )
 
-_STATE, _ATTEMPT = STATE, ATTEMPT  # the columns, in the order the writer writes them
+_STATE = STATE  # the columns, in the order the writer writes them
+# What the writer writes, and the headers of attempts recorded before they went frozen.
+_ATTEMPT = f"{ATTEMPT}, request_headers"
 
 # Day buckets read concurrently once the walk finds them sparse (1, 2, 4, then 8 at a time),
 # so a quiet webhook's 30 empty days cost a handful of round trips, not thirty.

@@ -37,7 +37,7 @@ STATE = (
 )
 ATTEMPT = (
     "delivery_id, number, started_at, duration_ms, outcome, status_code, error, "
-    "response_excerpt, request_headers"
+    "response_excerpt, sent_headers"  # not request_headers: see schema.ADDED_COLUMNS
 )
 _US = timedelta(microseconds=1)
 

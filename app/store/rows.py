@@ -48,5 +48,6 @@ def attempt_record(row: Row) -> AttemptRecord:
         status_code=row["status_code"],
         error=row["error"],
         response_excerpt=row["response_excerpt"],
-        request_headers=dict(row["request_headers"] or {}),
+        # sent_headers since session 7; request_headers in rows recorded before
+        request_headers=dict(row["sent_headers"] or row["request_headers"] or {}),
     )

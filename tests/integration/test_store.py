@@ -642,6 +642,33 @@ async def test_record_many_writes_every_view_of_a_batch(store: Store) -> None:
         assert len(log) == 60
 
 
+async def test_attempt_headers_are_one_frozen_cell_and_old_rows_still_read(
+    store: Store, settings: Settings
+) -> None:
+    now = ms(datetime.now(UTC))
+    headers = {"Content-Type": "application/json", "webhook-id": "evt_hdr", "X-Attempt": "1"}
+    record = delivery("hook_hdr", "evt_hdr", now, status=DeliveryStatus.SUCCESS, attempts=1)
+    attempt = AttemptRecord(record.id, 1, now, 4, "success", 200, None, "ok", headers)
+    await store.deliveries.record_many([record], [attempt])
+    ks = settings.cassandra.keyspace
+    [row] = await rows(
+        store, f"SELECT sent_headers, request_headers FROM {ks}.attempts WHERE delivery_id = %s",
+        record.id,
+    )  # fmt: skip
+    assert dict(row["sent_headers"]) == headers and row["request_headers"] is None
+    assert await store.deliveries.attempts(record.id) == [attempt]
+    # An attempt recorded before (headers in the non-frozen map) reads the same.
+    await rows(
+        store,
+        f"INSERT INTO {ks}.attempts (delivery_id, number, started_at, duration_ms, outcome, "
+        "status_code, request_headers) VALUES (%s, 2, %s, 5, 'failed', 500, %s)",
+        record.id, now, {"webhook-id": "evt_hdr", "X-Webhook-Attempt": "2"},
+    )  # fmt: skip
+    old = (await store.deliveries.attempts(record.id))[1]
+    assert old.number == 2
+    assert old.request_headers == {"webhook-id": "evt_hdr", "X-Webhook-Attempt": "2"}
+
+
 async def test_every_row_carries_its_records_own_write_time_and_the_retention(
     store: Store, settings: Settings
 ) -> None:
