@@ -7,7 +7,8 @@ fresh interpreter reads them from the beginning, one variant at a time, in alter
 - ``faust``: a Faust agent iterating its stream (``async for value in stream``), the app
   configured as the worker's (raw serializers, the quiet monitor);
 - ``match``: the same agent through the worker's own wrapper (``app.worker.stream.consume``:
-  no automatic acks, a task per event, acks in offset order), the handler doing nothing;
+  no automatic acks, a task per event, acks in offset order) and the worker's own Faust
+  consumer (``MatchTransport``, where the tree has it), the handler doing nothing;
 - ``confluent``: a confluent-kafka consumer in a thread handing batches to an asyncio loop
   (the attempt consumer's shape, ``app.worker.attempts``), one call per event on the loop,
   for comparison.
@@ -88,6 +89,12 @@ def _read_faust(bootstrap: str, topic: str, events: int, wrapped: bool) -> None:
         consumer_auto_offset_reset="earliest", stream_wait_empty=True, loghandlers=[],
         monitor=QuietMonitor(),
     )  # fmt: skip
+    if wrapped:  # the worker's own consumer too (named so since session 8; older trees')
+        from app.worker import stream
+
+        transport = getattr(stream, "MatchTransport", getattr(stream, "SeekBackTransport", None))
+        if transport is not None:
+            app.transport = transport(app.conf.broker_consumer, app)
     source = app.topic(topic, value_serializer="raw", key_serializer="raw")
 
     async def nothing(_ctx: Any, _received: Any) -> None:

@@ -36,7 +36,7 @@ from app.worker.handoff import Health
 from app.worker.health import HealthTracker
 from app.worker.match import match_event
 from app.worker.recent import RecentEvents
-from app.worker.stream import SeekBackTransport, consume
+from app.worker.stream import MatchTransport, consume
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class QuietMonitor(Monitor):  # type: ignore[misc]  # faust is untyped
     these four hooks for every event; they cost ~10 µs an event (BENCHMARKS.md, session 5).
     Commit, rebalance and send hooks stay as Faust has them. (Taken out once after a CI
     failure of the SIGKILL takeover test; that failure was the never-committed partition
-    that ``app.worker.stream.SeekBackTransport`` now seeks back, not the monitor.)"""
+    that ``app.worker.stream.MatchTransport`` now seeks back, not the monitor.)"""
 
     def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
         return None
@@ -103,8 +103,9 @@ def build_app(settings: Settings) -> faust.App:
         monitor=QuietMonitor(),
     )
     # Before anything reaches ``app.transport`` (``app.topic`` does): its consumer seeks
-    # never-committed partitions back to their beginning (app.worker.stream).
-    app.transport = SeekBackTransport(app.conf.broker_consumer, app)
+    # never-committed partitions back to their beginning and hands each message over without
+    # a race of four tasks (app.worker.stream).
+    app.transport = MatchTransport(app.conf.broker_consumer, app)
     state: dict[str, Any] = {}
     ready = asyncio.Event()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.worker.stream import SeekBackTransport, never_committed
+from app.worker.stream import MatchTransport, never_committed
 
 
 @pytest.mark.parametrize(
@@ -25,6 +25,6 @@ def test_never_committed(committed: dict[str, int | None], expected: list[str]) 
 
 
 def test_the_transport_builds_the_seeking_consumer() -> None:
-    from app.worker.stream import SeekBackConsumer
+    from app.worker.stream import MatchConsumer
 
-    assert SeekBackTransport.Consumer is SeekBackConsumer
+    assert MatchTransport.Consumer is MatchConsumer
