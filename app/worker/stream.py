@@ -140,13 +140,15 @@ class MatchConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
             or self._crashed.is_set()
         ):
             return await super().wait_first(*coros, timeout=timeout)
-        finished, outcome = eager.first_step(first)
+        try:
+            finished, outcome = eager.first_step(first)
+        except BaseException:
+            _close(coros[1:])
+            raise
         if not finished:  # it waits (back-pressure): race it against the others as Faust does
             result: WaitResults = await super().wait_first(outcome, *coros[1:])
             return result
-        for other in coros[1:]:
-            if asyncio.iscoroutine(other):
-                other.close()  # never started: nothing to cancel, no "never awaited" warning
+        _close(coros[1:])
         return WaitResults([first], [outcome], False)
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
@@ -158,6 +160,14 @@ class MatchConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
             except IllegalStateError as exc:  # revoked meanwhile: the next assignment seeks
                 log.info("match: no seek back for %s: %s", uncommitted, exc)
         return committed
+
+
+def _close(coros: tuple[Any, ...]) -> None:
+    """Close the race's other coroutines, never started: nothing to cancel, and no "never
+    awaited" warning."""
+    for other in coros:
+        if asyncio.iscoroutine(other):
+            other.close()
 
 
 class MatchTransport(faust_aiokafka.Transport):  # type: ignore[misc]

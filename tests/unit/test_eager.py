@@ -132,3 +132,11 @@ async def test_a_stopped_consumer_races_as_faust_does() -> None:
     consumer._stopped.set()
     result = await consumer.wait_first(_returns(1), flow.event.wait())
     assert result.stopped  # Faust's own answer for a stopping service
+
+
+async def test_a_hand_over_that_raises_leaves_no_unawaited_wait_behind() -> None:
+    consumer, flow = _consumer(), _Flow()
+    wait = flow.event.wait()
+    with pytest.raises(ValueError, match="bad event"):
+        await consumer.wait_first(_raises(), wait)
+    assert wait.cr_frame is None  # closed, not left for the collector to warn about
