@@ -361,6 +361,17 @@ async def create_webhook(store: Any, url: str, events: tuple[str, ...] = ("user.
     return webhook
 
 
+async def logged(store: Any, webhook_id: str) -> int:
+    """How many deliveries the webhook's log holds, read page by page (1,000 a page)."""
+    total, cursor = 0, None
+    while True:
+        page = await store.deliveries.list_by_webhook(webhook_id, limit=1000, cursor=cursor)
+        total += len(page.deliveries)
+        cursor = page.next_cursor
+        if cursor is None:
+            return total
+
+
 def produce_events(
     settings: Settings,
     events: list[dict[str, Any]],

@@ -23,7 +23,7 @@ from app.store.records import AttemptRecord, DeliveryRecord
 from app.store.schema import drop
 from app.topics import Topics
 from tests.faults.conftest import FaultStack
-from tests.support import Role, eventually, free_port, pipeline_settings, prepare
+from tests.support import Role, eventually, free_port, logged, pipeline_settings, prepare
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -112,19 +112,8 @@ async def test_a_cassandra_pause_delays_the_log_and_loses_nothing(
         try:
 
             async def counts() -> dict[str, int]:
-                found: dict[str, int] = {}
-                for w in range(WEBHOOKS):
-                    total, cursor = 0, None
-                    while True:
-                        page = await store.deliveries.list_by_webhook(
-                            f"hook_out_{w}", limit=1000, cursor=cursor
-                        )
-                        total += len(page.deliveries)
-                        cursor = page.next_cursor
-                        if cursor is None:
-                            break
-                    found[f"hook_out_{w}"] = total
-                return found
+                hooks = [f"hook_out_{w}" for w in range(WEBHOOKS)]
+                return {hook: await logged(store, hook) for hook in hooks}
 
             expected = {f"hook_out_{w}": 0 for w in range(WEBHOOKS)}
             for state in sent:
