@@ -6,7 +6,9 @@ The whole path runs through them with real role processes — API → Kafka → 
 records → recorder → Cassandra → API — and a wrong password or an untrusted CA stops a role
 within seconds with a message naming the setting, not a hang or a traceback.
 
-Ports 49092/49093 (Kafka) and 49042/49000 (Cassandra), apart from every other stack.
+Ports 23092/23093 (Kafka) and 23042/23000 (Cassandra), apart from every other stack and below
+Linux's ephemeral range (32768-60999), where any outgoing connection may hold a port: one CI
+run found 49092 busy when the stack started, and nothing of a stack listening there.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from tests.support import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-PORTS = {"kafka": 49092, "controller": 49093, "cassandra": 49042, "storage": 49000}
+PORTS = {"kafka": 23092, "controller": 23093, "cassandra": 23042, "storage": 23000}
 # A refused login or handshake must end a role well inside this (it is reported at once; an
 # unreachable broker would only be reported after app.connectivity's 15 s).
 REFUSAL_EXIT_S = 30
