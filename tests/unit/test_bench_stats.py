@@ -192,6 +192,9 @@ def test_slope(points: list[tuple[float, float]], expected: float) -> None:
         # a burst in the warm-up half that came back down is fine
         ([(1, 900), (2, 800), (3, 100), (4, 90), (5, 95), (6, 92)], 500, True, "flat"),
         ([(1, 10), (2, 10)], 500, False, "too few"),
+        # a low rate's commit sawtooth (6 msg/s over a 4 s step) is not growth; 100 msg/s is
+        ([(1, 10), (2, 20), (3, 15), (4, 32)], 50, True, "flat"),
+        ([(1, 100), (2, 200), (3, 300), (4, 400)], 50, False, "grows"),
     ],
 )
 def test_lag_is_flat(samples: list[tuple[float, float]], rate: float, flat: bool, why: str) -> None:
