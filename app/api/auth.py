@@ -212,8 +212,13 @@ class AuthenticatedRoute(APIRoute):
     def admit(self, principal: Principal) -> None:
         """Raise an ApiError if this caller may not use the route (every key may here)."""
 
+    def request_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """What runs once the caller is admitted: FastAPI's handler (dependencies, validation,
+        the endpoint). A route class may answer some requests without it (``LogPageRoute``)."""
+        return super().get_route_handler()
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        handler = self.request_handler()
 
         async def authenticated(request: Request) -> Response:
             auth = get_auth(request)

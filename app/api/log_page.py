@@ -11,11 +11,15 @@ tests hold both).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
+from typing import NamedTuple
+from urllib.parse import parse_qsl
 
 import orjson
 
+from app.api.paging import CURSOR_MAX
 from app.api.schemas import log_timestamp
 from app.deliveries import DeliveryStatus
 from app.store.session import Row
@@ -70,3 +74,58 @@ def log_item(row: Row) -> dict[str, object]:
 def page_json(items: Iterable[dict[str, object]], next_cursor: str | None) -> bytes:
     """The page's bytes: ``delivery_list_json`` of the same rows' records."""
     return orjson.dumps({"deliveries": list(items), "next_cursor": next_cursor})
+
+
+EVENT_TYPE_MAX = 255  # characters of the event_type filter
+
+
+class LogQuery(NamedTuple):
+    """The page's query parameters, as the route's endpoint receives them."""
+
+    status: DeliveryStatus | None = None
+    event_type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int | None = None
+    cursor: str | None = None
+
+
+_FIRST_PAGE = LogQuery()
+_LIMIT = re.compile(r"[1-9][0-9]{0,8}")  # what pydantic reads as that int, and nothing else
+_KNOWN = frozenset(("status", "event_type", "since", "until", "limit", "cursor"))
+
+
+def simple_log_query(query_string: bytes) -> LogQuery | None:
+    """The query's parameters exactly as FastAPI would validate them (other names are
+    ignored, as FastAPI ignores them), or None when FastAPI must decide: a time range
+    (pydantic's datetime parsing), a value it would refuse or coerce (a status it does not
+    know, a limit such as ``0``, ``+5`` or ``05``, an overlong filter or cursor), a known
+    parameter given twice. The query string is split as Starlette splits it."""
+    if not query_string:
+        return _FIRST_PAGE
+    seen: dict[str, str] = {}
+    for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if key in _KNOWN:
+            if key in seen:
+                return None
+            seen[key] = value
+    if "since" in seen or "until" in seen:
+        return None
+    status = seen.get("status")
+    if status is not None and status not in _STATUSES:
+        return None
+    event_type = seen.get("event_type")
+    if event_type is not None and len(event_type) > EVENT_TYPE_MAX:
+        return None
+    limit = seen.get("limit")
+    if limit is not None and not _LIMIT.fullmatch(limit):
+        return None
+    cursor = seen.get("cursor")
+    if cursor is not None and len(cursor) > CURSOR_MAX:
+        return None
+    return LogQuery(
+        status=None if status is None else DeliveryStatus(status),
+        event_type=event_type,
+        limit=None if limit is None else int(limit),
+        cursor=cursor,
+    )

@@ -20,10 +20,11 @@ LimitQuery = Annotated[
         "server's page limit.",
     ),
 ]
+CURSOR_MAX = 2000  # characters of a cursor the API takes at all
 CursorQuery = Annotated[
     str | None,
     Query(
-        max_length=2000,
+        max_length=CURSOR_MAX,
         description="The `next_cursor` of the previous page; opaque. Omit for the first page.",
     ),
 ]

@@ -26,6 +26,7 @@ from pydantic import SecretStr
 
 from app.api import create_app
 from app.api.app import V1_ROUTERS
+from app.api.log_page import simple_log_query
 from app.deliveries import DeliveryStatus, delivery_id
 from app.errors import HandOffError
 from app.kafka import AsyncProducer, create_topics
@@ -611,21 +612,30 @@ async def test_delivery_log_has_the_seed_shape(env: Env) -> None:
         assert_error(response, 422, "validation_error", field)
 
 
-async def test_delivery_log_pages_newest_first_without_duplicates_or_gaps(env: Env) -> None:
-    hook = await new_hook(env)
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+async def seed_log(
+    env: Env, hook_id: str, count: int, start: datetime, step: timedelta
+) -> list[DeliveryRecord]:
+    """``count`` deliveries of the hook, ``step`` apart from ``start``: every other one
+    failed, every third a ``project.created`` (the rest ``user.created``)."""
     records = [
         record_for(
-            hook["id"],
+            hook_id,
             f"evt_{i:03d}_{uuid.uuid4().hex[:6]}",
             DeliveryStatus.SUCCESS if i % 2 else DeliveryStatus.FAILED,
-            start + timedelta(minutes=i),
+            start + step * i,
             event_type="user.created" if i % 3 else "project.created",
         )
-        for i in range(7)
+        for i in range(count)
     ]
     for record in records:
         await env.store.deliveries.record(record, None)
+    return records
+
+
+async def test_delivery_log_pages_newest_first_without_duplicates_or_gaps(env: Env) -> None:
+    hook = await new_hook(env)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    records = await seed_log(env, hook["id"], 7, start, timedelta(minutes=1))
     expected = [r.id for r in sorted(records, key=lambda r: r.created_at, reverse=True)]
 
     seen: list[str] = []
@@ -673,6 +683,54 @@ async def test_delivery_log_pages_newest_first_without_duplicates_or_gaps(env: E
         f"/v1/webhooks/{hook['id']}/deliveries", params={"limit": 10**12}, headers=AUTH
     )
     assert huge.status_code == 200 and len(huge.json()["deliveries"]) == 7
+
+
+async def test_delivery_log_route_answers_as_fastapis_handler_does(env: Env) -> None:
+    """``LogPageRoute`` reads most queries itself; with a dependency override it must hand
+    every request to FastAPI's handler. Both answer every query with the same bytes."""
+    hook = await new_hook(env)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    await seed_log(env, hook["id"], 6, start, timedelta(minutes=1, milliseconds=7))
+    log = f"/v1/webhooks/{hook['id']}/deliveries"
+    first = (await env.client.get(log, params={"limit": 2}, headers=AUTH)).json()
+    assert first["next_cursor"]
+    queries: list[tuple[str, str, bool, int]] = [  # path, query, read by the route, status
+        (log, "", True, 200),
+        (log, "status=success", True, 200),
+        (log, "status=failed&limit=1", True, 200),
+        (log, "event_type=project.created", True, 200),
+        (log, f"limit=2&cursor={first['next_cursor']}", True, 200),
+        (log, "limit=1000000", True, 200),
+        (log, "other=1&limit=2", True, 200),
+        (log, "cursor=not-a-cursor", True, 422),
+        ("/v1/webhooks/hook_nope/deliveries", "", True, 404),
+        ("/v1/webhooks/no%20such/deliveries", "", True, 404),
+        (log, "status=lost", False, 422),
+        (log, "limit=0", False, 422),
+        (log, "limit=+2", False, 200),
+        (log, "since=yesterday", False, 422),
+        (log, f"since={start.isoformat()}&limit=2".replace("+", "%2B"), False, 200),
+        (log, "status=failed&status=success", False, 200),
+        (log, "event_type=" + "x" * 256, False, 422),
+    ]
+
+    async def answers() -> list[tuple[int, bytes]]:
+        out = []
+        for path, query, _, _ in queries:
+            response = await env.client.get(f"{path}?{query}", headers=AUTH)
+            out.append((response.status_code, response.content))
+        return out
+
+    for _, query, own, _ in queries:
+        assert (simple_log_query(query.encode()) is not None) is own, query
+    fast = await answers()
+    env.app.dependency_overrides[object] = object  # any override: FastAPI's handler answers
+    try:
+        full = await answers()
+    finally:
+        env.app.dependency_overrides.clear()
+    assert [status for status, _ in fast] == [status for *_, status in queries], fast
+    assert fast == full
 
 
 async def test_delivery_detail_lists_its_attempts(env: Env) -> None:
