@@ -221,13 +221,17 @@ def lag_is_flat(
     is read from committed offsets, so at low rates a commit landing just before or after a
     sample tilts a 2-3 point window by more than 5 % of the rate (a 50 ev/s step was once
     judged "growing" by 6 msg/s, and the run's sustained rate read 25).
+
+    The slope is fitted over at least the last three samples: the second half of a 4 s quick
+    step holds two, and a lag climbing 660 -> 1149 -> 1760 -> 1919 over the step read as
+    145 msg/s (flat) from its last two, where its last three give 370 msg/s.
     """
     if len(samples) < 3:
         return LagVerdict(False, 0.0, samples[-1][1] if samples else 0.0, "too few samples")
     end = samples[-1][0]
-    window = [s for s in samples if s[0] >= end / 2] or list(samples[-2:])
-    if len(window) < 2:
-        window = list(samples[-2:])
+    window = [s for s in samples if s[0] >= end / 2]
+    if len(window) < 3:  # two points of a short step are one noisy difference
+        window = list(samples[-3:])
     growth = slope(window)
     last = samples[-1][1]
     limit = rate * lag_seconds + lag_floor

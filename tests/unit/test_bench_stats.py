@@ -195,6 +195,10 @@ def test_slope(points: list[tuple[float, float]], expected: float) -> None:
         # a low rate's commit sawtooth (6 msg/s over a 4 s step) is not growth; 100 msg/s is
         ([(1, 10), (2, 20), (3, 15), (4, 32)], 50, True, "flat"),
         ([(1, 100), (2, 200), (3, 300), (4, 400)], 50, False, "grows"),
+        # a 4 s step's lag that climbs all through it, though its last two samples are close
+        # (a quick run at 1,600 ev/s, two messages per event); a noisy one that does not climb
+        ([(1.0, 660), (2.0, 1149), (3.0, 1760), (4.1, 1919)], 3200, False, "grows"),
+        ([(1.0, 225), (2.0, 27), (3.3, 586), (4.4, 0)], 1600, True, "flat"),
     ],
 )
 def test_lag_is_flat(samples: list[tuple[float, float]], rate: float, flat: bool, why: str) -> None:
