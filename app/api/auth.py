@@ -37,7 +37,7 @@ from fastapi.security import HTTPBearer
 from pydantic import SecretStr
 
 from app.accounts import DEFAULT_ACCOUNT, Account, is_account_id
-from app.api.errors import ApiError, Unauthorized, Unavailable, echo
+from app.api.errors import ApiError, Unauthorized, Unavailable, echo, error_responses
 from app.api.ratelimit import RateLimiter
 from app.store.api_keys import StoredKey
 
@@ -207,7 +207,13 @@ async def get_principal(request: Request) -> Principal:
 
 class AuthenticatedRoute(APIRoute):
     """An APIRoute that checks the API key (and the rate limit) before FastAPI reads or
-    validates anything."""
+    validates anything. Every such route can answer 429, so each documents it."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        responses = dict(kwargs.get("responses") or {})
+        responses.setdefault(429, error_responses(429)[429])
+        kwargs["responses"] = responses
+        super().__init__(path, endpoint, **kwargs)
 
     def admit(self, principal: Principal) -> None:
         """Raise an ApiError if this caller may not use the route (every key may here)."""

@@ -315,3 +315,22 @@ async def test_a_body_of_exactly_the_limit_is_accepted() -> None:
     status, _headers, body, taken = await _call(_app(store), scope, iter([padded]))
     assert status == 201, body
     assert taken == LIMIT and len(store.webhooks.created) == 1
+
+
+def test_every_authenticated_operation_documents_the_rate_limit() -> None:
+    """Any /v1 route can answer 429 before its own code runs (``AuthenticatedRoute``), so
+    OpenAPI lists 429 for each; the schema test once got an undocumented 429 under load."""
+    from app.api.app import build
+
+    spec = build(Settings(), lifespan=None).openapi()
+    operations = [
+        (method, path, op["responses"])
+        for path, methods in spec["paths"].items()
+        if path.startswith("/v1/")
+        for method, op in methods.items()
+    ]
+    assert len(operations) > 20
+    for method, path, responses in operations:
+        assert "429" in responses, (method, path)
+        assert responses["429"]["description"].startswith("Too many requests"), (method, path)
+    assert "429" not in spec["paths"]["/healthz"]["get"]["responses"]
