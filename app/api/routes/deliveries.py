@@ -110,7 +110,7 @@ class LogPageRoute(AuthenticatedRoute):
     """The delivery log's page route, which polls (dashboards, the record-lag probe).
 
     FastAPI's dependency solving and query validation cost about a fifth of the API's CPU
-    per page (py-spy, BENCHMARKS.md "Session 9: API pages"), so a request whose query
+    per page (BENCHMARKS.md, "Session 10"), so a request whose query
     ``simple_log_query`` can read is answered here: the same webhook check
     (``cached_webhook``), the same ``log_response``. Anything else — a time range, a value
     FastAPI would refuse or coerce, a repeated parameter, dependency overrides — goes through
