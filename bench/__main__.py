@@ -230,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         step_seconds=4.0 if a.quick else 8.0,
         latency_seconds=4.0 if a.quick else 8.0,
         drain_timeout=15.0 if a.quick else 25.0,
-        refinements=0 if a.quick else 1,
+        # Two bisections in full mode: the ×2 ladder leaves 800 → 1,600, one bisection a
+        # 400-wide bracket, two a 200-wide one (the 1,000 lies inside the first).
+        refinements=0 if a.quick else 2,
         deadline=began + budget,
         profile=a.profile,
         profile_seconds=8.0,
