@@ -211,6 +211,20 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {_fmt(s.get('worker_rss_mib'))} "
             f"| {_fmt(c.get('lost'))} | {_fmt(c.get('duplicates'))} |"
         )
+    waits = {
+        key: _get(s, "latency_50", "settled_after_s")
+        for key, s in result.get("scenarios", {}).items()
+        if "settled_after_s" in (_get(s, "latency_50") or {})
+    }
+    if waits:
+        shown = ", ".join(
+            f"{key} {'never (30 s)' if w is None else f'{w:g} s'}" for key, w in waits.items()
+        )
+        lines += [
+            "",
+            "The runs at 50 % start once the roles and servers use under 0.3 of a core "
+            f"(`Driver.settle`), not in the last step's aftermath; waited: {shown}.",
+        ]
     lines += _issue10_sections(result)
     ll = _get(result, "scenarios", "s3_slow", "littles_law")
     if ll:

@@ -161,6 +161,30 @@ class Driver:
             time.sleep(0.5)
         return False
 
+    def settle(self, timeout: float = 30.0, busy: float = 0.3) -> float | None:
+        """Wait until the pipeline's roles and both servers together use under ``busy`` of a
+        core over one second; return the seconds waited, or None if they never did.
+
+        A latency run started right after an overloaded step measured that step's aftermath
+        as well as its own rate: Cassandra flushing and compacting the backlog's rows, the
+        recorder catching up (one run read p99 79 ms at 600 ev/s where ten runs on a quiet
+        pipeline read 31-64; BENCHMARKS.md, session 11). Idle, the roles and servers use
+        about a tenth of a core between them (polls, heartbeats, the JVMs' housekeeping)."""
+        began = time.monotonic()
+        before, at = self._busy_cpu(), began
+        while time.monotonic() - began < timeout:
+            time.sleep(1.0)
+            self._check_alive()
+            now, t = self._busy_cpu(), time.monotonic()
+            if (now - before) / (t - at) < busy:
+                return round(t - began, 1)
+            before, at = now, t
+        return None
+
+    def _busy_cpu(self) -> float:
+        used = self.pipe.cpu_roles() | server_cpu(self.pipe.settings)
+        return sum(user + system for user, system in used.values())
+
     def wait_arrived(self, runs: Sequence[Run], timeout: float) -> bool:
         wanted = set(self.expected(runs))
         deadline = time.monotonic() + timeout
@@ -480,7 +504,9 @@ class Scenarios:
         def body(d: Driver) -> dict[str, Any]:
             steps, sustained = d.stepped(start=50)
             base = sustained or steps[0].rate / 2
+            settled = d.settle()
             lat50 = d.latency(base * 0.5, self.plan.latency_seconds)
+            lat50["settled_after_s"] = settled
             lat80 = d.latency(base * 0.8, self.plan.latency_seconds)
             lag: dict[str, Any] = {"skipped": "not enough time left"}
             if self.plan.left() > self.plan.record_lag_seconds + 60:
@@ -518,7 +544,9 @@ class Scenarios:
         def body(d: Driver) -> dict[str, Any]:
             steps, sustained = d.stepped(start=10, floor=1)
             base = sustained or steps[0].rate / 2
+            settled = d.settle()
             lat50 = d.latency(base * 0.5, self.plan.latency_seconds)
+            lat50["settled_after_s"] = settled
             d.wait_drained(self.plan.drain_timeout)
             return _scenario_result(
                 d, steps, sustained, {"latency_50": lat50, "correctness": d.correctness()}
@@ -535,7 +563,9 @@ class Scenarios:
         def body(d: Driver) -> dict[str, Any]:
             steps, sustained = d.stepped(start=25)
             base = sustained or steps[0].rate / 2
+            settled = d.settle()
             lat50 = d.latency(base * 0.5, self.plan.latency_seconds)
+            lat50["settled_after_s"] = settled
             lat80 = d.latency(base * 0.8, self.plan.latency_seconds)
             d.wait_drained(self.plan.drain_timeout)
             limit = d.pipe.settings.delivery.per_webhook_concurrency
