@@ -291,6 +291,13 @@ class RecorderSettings(_Group):
     write_concurrency: int = Field(
         32, ge=1, description="Cassandra requests in flight per recorder while writing a batch."
     )
+    nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="Niceness of the recorder's threads (0: as started): where roles share "
+        "cores, deliveries get the CPU first and the log catches up.",
+    )
     # Requests across partition keys (app.store.batches): fewer, larger requests are most of
     # the recorder's saving; the server warns above its thresholds, refuses above 50 KiB.
     request_keys: int = Field(

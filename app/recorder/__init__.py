@@ -6,6 +6,7 @@ to the latest state per delivery (``collapse``), writes Cassandra grouped by par
 (``DeliveryRepository.record_many``) and commits only what was written (``recorder``). A
 Cassandra outage delays the delivery log and nothing else: the recorder holds, reports
 not-ready (``role``: ``/readyz``, ``hookstream_recorder_ready``) and catches up afterwards.
+Where it shares cores with a worker it yields them (``app.priority``, niceness 10).
 """
 
 from __future__ import annotations

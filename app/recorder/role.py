@@ -14,7 +14,7 @@ import signal
 import threading
 from types import FrameType
 
-from app import heap
+from app import heap, priority
 from app.kafka import wait_for_topics
 from app.probes import serve_health
 from app.recorder.recorder import Recorder
@@ -28,6 +28,7 @@ def main(settings: Settings) -> None:
 
     SIGTERM/SIGINT: finish the batch being written (bounded), commit it, leave the group.
     """
+    priority.lower(settings.recorder.nice)  # before its threads start: they inherit it
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -3,6 +3,7 @@ ids, and no secret or signature reaches a log."""
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import httpx
@@ -35,6 +36,13 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
+def niceness(role: Role) -> set[int]:
+    """The niceness of every thread of a role's process."""
+    assert role.proc is not None
+    tasks = os.listdir(f"/proc/{role.proc.pid}/task")
+    return {os.getpriority(os.PRIO_PROCESS, int(t)) for t in tasks}
+
+
 async def test_metrics_count_real_deliveries_and_logs_keep_secrets_out(
     stack_settings: Settings,
 ) -> None:
@@ -48,7 +56,8 @@ async def test_metrics_count_real_deliveries_and_logs_keep_secrets_out(
     receiver = Receiver()
     receiver.script["/fails"] = [500]
     await receiver.start()
-    roles = [Role(name, settings).start() for name in ("api", "worker", "scheduler", "recorder")]
+    names = ("api", "worker", "scheduler", "recorder")
+    roles = [Role(name, settings).start() for name in names]
     api = httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{settings.api.port}",
         headers={"Authorization": f"Bearer {API_KEY}"},
@@ -106,6 +115,16 @@ async def test_metrics_count_real_deliveries_and_logs_keep_secrets_out(
             port = settings.scheduler.metrics_port
             scheduler = samples((await client.get(f"http://127.0.0.1:{port}/metrics")).text)
         assert scheduler[("hookstream_retries_forwarded_total", ())] == 4
+
+        # The log yields the CPU to the delivery path (app.priority): every recorder thread
+        # at the setting's niceness, the worker's as started.
+        ours = os.getpriority(os.PRIO_PROCESS, 0)  # what the roles were started with
+        assert {name: niceness(role) for name, role in zip(names, roles, strict=True)} == {
+            "api": {ours},
+            "worker": {ours},
+            "scheduler": {ours},
+            "recorder": {max(ours, settings.recorder.nice)},
+        }
 
         api_metrics = samples((await api.get("/metrics")).text)
         created = (
