@@ -78,7 +78,16 @@ def test_up_serves_kafka_and_cql(started: Started) -> None:
     topic = f"t{uuid.uuid4().hex[:10]}"
     admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{KAFKA}"})
     admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
-    assert len(admin.list_topics(topic=topic, timeout=10).topics[topic].partitions) == 2
+    # The controller acknowledges the creation once committed; the broker's metadata cache
+    # follows a moment later (on a loaded machine a metadata request in between answered
+    # UNKNOWN_TOPIC_OR_PART in a CI run). Wait for it, bounded.
+    deadline = time.monotonic() + 30
+    while True:
+        partitions = admin.list_topics(topic=topic, timeout=10).topics[topic].partitions
+        if partitions or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(partitions) == 2
     delivered: list[KafkaError | None] = []
 
     def on_delivery(error: KafkaError | None, _: Message) -> None:
