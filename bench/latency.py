@@ -28,7 +28,6 @@ import argparse
 import json
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from bench.producer import OpenLoopProducer
 from bench.receivers import Nginx
 from bench.scenarios import Driver, Plan
 from bench.stack import BenchStack
+from tests.support import read_topic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LEGS = ("produce", "match", "deliver", "total")
@@ -47,40 +47,6 @@ LEGS = ("produce", "match", "deliver", "total")
 
 def say(text: str) -> None:
     print(time.strftime("[%H:%M:%S]"), text, flush=True)
-
-
-def create_times(settings: Any, topic: str) -> Iterator[Any]:
-    """Every message of ``topic`` from the beginning to its end offsets now."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    from app.kafka import client_config
-
-    consumer = Consumer(
-        {
-            **client_config(settings),
-            "group.id": f"bench-latency-{time.time_ns()}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    try:
-        partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        }
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        done = {p for p, end in ends.items() if end == 0}
-        deadline = time.monotonic() + 120
-        while len(done) < len(partitions) and time.monotonic() < deadline:
-            for m in consumer.consume(1000, 1.0):
-                if m.error():
-                    continue
-                yield m
-                if m.offset() + 1 >= ends[m.partition()]:
-                    done.add(m.partition())
-    finally:
-        consumer.close()
 
 
 def legs(driver: Driver, pipe: Pipeline, runs: list[Any]) -> dict[str, dict[str, float]]:
@@ -91,10 +57,10 @@ def legs(driver: Driver, pipe: Pipeline, runs: list[Any]) -> dict[str, dict[str,
 
     event_at = {
         orjson.loads(m.value())["id"]: m.timestamp()[1] / 1000
-        for m in create_times(pipe.settings, pipe.settings.kafka.events_topic)
+        for m in read_topic(pipe.settings, pipe.settings.kafka.events_topic, timeout=120)
     }
     attempt_at: dict[str, tuple[str, float]] = {}
-    for m in create_times(pipe.settings, pipe.topics.deliveries):
+    for m in read_topic(pipe.settings, pipe.topics.deliveries, timeout=120):
         a = AttemptMessage.from_kafka(m.value(), m.headers())
         if a.attempt == 1:
             attempt_at[a.delivery_id] = (a.event_id, m.timestamp()[1] / 1000)
@@ -159,11 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         driver = Driver(pipe, producer, [nginx], plan, say, "lat", fanout=0)
         driver.warm_up()
         warm = len(driver.runs)
-        runs = []
-        for _ in range(a.runs):
-            settled = driver.settle()  # each run starts on a quiet pipeline
-            runs.append(driver.latency(a.rate, a.seconds) | {"settled_after_s": settled})
-        result["runs"] = runs
+        # each run starts on a quiet pipeline
+        result["runs"] = [driver.latency(a.rate, a.seconds, quiet=True) for _ in range(a.runs)]
         result["legs"] = legs(driver, pipe, driver.runs[warm:])
         result["correctness"] = driver.correctness()
     finally:

@@ -297,8 +297,12 @@ class Driver:
         sustained = stats.highest_flat_rate([(s.rate, s.flat) for s in steps])
         return steps, sustained
 
-    def latency(self, rate: float, seconds: float, only_hook: str | None = None) -> dict[str, Any]:
-        """A fixed-rate run; event → first-attempt latency of its deliveries (ms)."""
+    def latency(
+        self, rate: float, seconds: float, only_hook: str | None = None, *, quiet: bool = False
+    ) -> dict[str, Any]:
+        """A fixed-rate run; event → first-attempt latency of its deliveries (ms). ``quiet``:
+        start once the pipeline has settled (``settle``), and say after how long."""
+        settled = self.settle() if quiet else None
         roles0 = self.pipe.cpu_roles()
         run, samples = self.fixed(rate, seconds, "l")
         self.wait_drained(self.plan.drain_timeout)
@@ -331,6 +335,8 @@ class Driver:
             "producer_behind_max_s": round(run.behind_max, 3),
             "lag_max": max((lag for _, lag in samples), default=0),
         }
+        if quiet:
+            result["settled_after_s"] = settled
         self.say(
             f"  {self.tag} latency at {rate:.0f} ev/s: p50 {summary.get('p50', 0):.1f} ms, "
             f"p95 {summary.get('p95', 0):.1f} ms, p99 {summary.get('p99', 0):.1f} ms "
@@ -504,9 +510,7 @@ class Scenarios:
         def body(d: Driver) -> dict[str, Any]:
             steps, sustained = d.stepped(start=50)
             base = sustained or steps[0].rate / 2
-            settled = d.settle()
-            lat50 = d.latency(base * 0.5, self.plan.latency_seconds)
-            lat50["settled_after_s"] = settled
+            lat50 = d.latency(base * 0.5, self.plan.latency_seconds, quiet=True)
             lat80 = d.latency(base * 0.8, self.plan.latency_seconds)
             lag: dict[str, Any] = {"skipped": "not enough time left"}
             if self.plan.left() > self.plan.record_lag_seconds + 60:
@@ -544,9 +548,7 @@ class Scenarios:
         def body(d: Driver) -> dict[str, Any]:
             steps, sustained = d.stepped(start=10, floor=1)
             base = sustained or steps[0].rate / 2
-            settled = d.settle()
-            lat50 = d.latency(base * 0.5, self.plan.latency_seconds)
-            lat50["settled_after_s"] = settled
+            lat50 = d.latency(base * 0.5, self.plan.latency_seconds, quiet=True)
             d.wait_drained(self.plan.drain_timeout)
             return _scenario_result(
                 d, steps, sustained, {"latency_50": lat50, "correctness": d.correctness()}
@@ -563,9 +565,7 @@ class Scenarios:
         def body(d: Driver) -> dict[str, Any]:
             steps, sustained = d.stepped(start=25)
             base = sustained or steps[0].rate / 2
-            settled = d.settle()
-            lat50 = d.latency(base * 0.5, self.plan.latency_seconds)
-            lat50["settled_after_s"] = settled
+            lat50 = d.latency(base * 0.5, self.plan.latency_seconds, quiet=True)
             lat80 = d.latency(base * 0.8, self.plan.latency_seconds)
             d.wait_drained(self.plan.drain_timeout)
             limit = d.pipe.settings.delivery.per_webhook_concurrency
