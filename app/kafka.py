@@ -281,7 +281,7 @@ class AsyncProducer:
                 **client_config(settings),
                 "enable.idempotence": True,
                 "acks": "all",
-                "linger.ms": 2,
+                "linger.ms": settings.kafka.linger.total_seconds() * 1000,
                 "message.timeout.ms": 30000,
                 # The Java client's key hashing, as aiokafka (Faust) and the scheduler use: a
                 # webhook's messages land on one partition whichever client wrote them.

@@ -109,6 +109,13 @@ class KafkaSettings(_Group):
         6, ge=1, description="Partitions of the events, deliveries, redeliver and retry topics."
     )
     replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
+    # Each produce batch costs the broker, and the producer's thread, about the same whatever
+    # it holds; at 2 ms a drain's attempt messages went one per partition per request
+    # (BENCHMARKS.md, session 13: 5 ms drained 8 % faster for ~2 ms more median latency).
+    linger: Duration = Field(
+        timedelta(milliseconds=5),
+        description="How long a produced message may wait to be batched (librdkafka linger.ms).",
+    )
     consumer_group: str = Field("hookstream-worker", description="The workers' consumer group.")
     scheduler_group: str = Field(
         "hookstream-scheduler", description="The scheduler's consumer group."
