@@ -19,7 +19,7 @@ Auto-disable (``disable_reason``), configurable and on by default:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from app.accounts import DEFAULT_ACCOUNT
@@ -76,31 +76,46 @@ def observe(
     status_code: int | None = None,
     error: str | None = None,
 ) -> WebhookHealth:
-    """``state`` after one attempt that ended at ``at``."""
-    start = window_of(at, window)
-    state = _counted(state, start, ok, window)
+    """``state`` after one attempt that ended at ``at``. (Built in one go: a ``replace``
+    costs a few µs, and a worker folds every attempt it makes.)"""
+    start, w_ok, w_failed, p_ok, p_failed = _counted(state, window_of(at, window), ok, window)
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    failing_since: datetime | None
     if ok:
-        return replace(
-            state,
-            last_success_at=max(at, state.last_success_at or at),
-            failing_since=None,
-            consecutive_failures=0,
-            last_status_code=status_code,
-            last_error=None,
-        )
-    after_success = state.last_success_at is None or at > state.last_success_at
-    return replace(
-        state,
-        last_failure_at=max(at, state.last_failure_at or at),
-        failing_since=(state.failing_since or at) if after_success else state.failing_since,
-        consecutive_failures=state.consecutive_failures + (1 if after_success else 0),
+        last_success_at = max(at, state.last_success_at or at)
+        last_failure_at = state.last_failure_at
+        failing_since = None
+        failures = 0
+        error = None
+    else:
+        after_success = state.last_success_at is None or at > state.last_success_at
+        last_success_at = state.last_success_at
+        last_failure_at = max(at, state.last_failure_at or at)
+        failing_since = (state.failing_since or at) if after_success else state.failing_since
+        failures = state.consecutive_failures + (1 if after_success else 0)
+    return WebhookHealth(
+        webhook_id=state.webhook_id,
+        account_id=state.account_id,
+        last_success_at=last_success_at,
+        last_failure_at=last_failure_at,
+        failing_since=failing_since,
+        consecutive_failures=failures,
         last_status_code=status_code,
         last_error=error,
+        window_start=start,
+        window_ok=w_ok,
+        window_failed=w_failed,
+        prior_ok=p_ok,
+        prior_failed=p_failed,
     )
 
 
-def _counted(state: WebhookHealth, start: datetime, ok: bool, window: timedelta) -> WebhookHealth:
-    """The window fields with one more attempt counted in the window starting at ``start``."""
+def _counted(
+    state: WebhookHealth, start: datetime, ok: bool, window: timedelta
+) -> tuple[datetime, int, int, int, int]:
+    """The window fields (start, its ok and failed, the prior's ok and failed) with one
+    more attempt counted in the window starting at ``start``."""
     w_ok, w_failed, p_ok, p_failed = (
         state.window_ok,
         state.window_failed,
@@ -117,14 +132,7 @@ def _counted(state: WebhookHealth, start: datetime, ok: bool, window: timedelta)
         w_ok, w_failed = w_ok + ok, w_failed + (not ok)
     elif start == current - window:  # a late attempt of the prior window
         p_ok, p_failed = p_ok + ok, p_failed + (not ok)
-    return replace(
-        state,
-        window_start=current,
-        window_ok=w_ok,
-        window_failed=w_failed,
-        prior_ok=p_ok,
-        prior_failed=p_failed,
-    )
+    return current, w_ok, w_failed, p_ok, p_failed
 
 
 def disable_reason(

@@ -39,6 +39,18 @@ def test_delivery_ids_differ_per_event_and_per_webhook() -> None:
     assert len({delivery_id(e, w) for e, w in pairs}) == len(pairs)
 
 
+@pytest.mark.parametrize(
+    ("event_id", "webhook_id"),
+    [(f"evt_{n}", f"hook_{n * 7919 % 1000}") for n in range(300)]
+    + [("", ""), ("evt_\u00e9", "hook_\u2603"), ("x" * 1000, "y")],
+)
+def test_delivery_id_spells_the_standard_base32(event_id: str, webhook_id: str) -> None:
+    # The ten-bits-at-a-time spelling must be the standard encoder's, for every digest.
+    digest = hashlib.sha256(f"{event_id}\x00{webhook_id}".encode()).digest()[:16]
+    expected = "del_" + base64.b32encode(digest).decode().rstrip("=").lower()
+    assert delivery_id(event_id, webhook_id) == expected
+
+
 def test_delivery_id_is_not_symmetric() -> None:
     assert delivery_id("x_1", "x_2") != delivery_id("x_2", "x_1")
 

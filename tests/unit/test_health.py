@@ -33,6 +33,23 @@ def test_a_success_resets_the_failure_streak() -> None:
     assert state.last_failure_at == T0 + timedelta(minutes=1)
 
 
+def test_every_field_after_a_failure_then_a_success() -> None:
+    # The fold builds the state in one go: nothing of the webhook's may be dropped.
+    state = WebhookHealth("hook_1", account_id="acme")
+    state = observe(state, ok=False, at=T0, window=HOUR, status_code=503, error="busy")
+    assert state == WebhookHealth(
+        "hook_1", account_id="acme", last_failure_at=T0, failing_since=T0,
+        consecutive_failures=1, last_status_code=503, last_error="busy", window_start=T0,
+        window_failed=1,
+    )  # fmt: skip
+    later = T0 + timedelta(minutes=3)
+    state = observe(state, ok=True, at=later, window=HOUR, status_code=204)
+    assert state == WebhookHealth(
+        "hook_1", account_id="acme", last_success_at=later, last_failure_at=T0,
+        last_status_code=204, window_start=T0, window_ok=1, window_failed=1,
+    )  # fmt: skip
+
+
 def test_a_failure_older_than_the_last_success_does_not_start_a_streak() -> None:
     state = fold((True, timedelta(minutes=5), 200), (False, timedelta(minutes=1), 500))
     assert (state.consecutive_failures, state.failing_since) == (0, None)
