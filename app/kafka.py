@@ -252,6 +252,20 @@ def metadata(settings: Settings, topic: str | None = None, timeout: float = 15.0
     return CheckedAdmin(settings).metadata(topic, timeout)
 
 
+def producer_base_config(settings: Settings) -> dict[str, Any]:
+    """The librdkafka configuration of every role's ``AsyncProducer`` (before overrides)."""
+    return {
+        **client_config(settings),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": settings.kafka.linger.total_seconds() * 1000,
+        "message.timeout.ms": 30000,
+        # The Java client's key hashing, as aiokafka (Faust) and the scheduler use: a
+        # webhook's messages land on one partition whichever client wrote them.
+        "partitioner": "murmur2_random",
+    }
+
+
 class AsyncProducer:
     """confluent-kafka Producer (idempotent, acks=all) with awaitable acknowledgements.
 
@@ -277,18 +291,7 @@ class AsyncProducer:
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._producer = Producer(
-            {
-                **client_config(settings),
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": settings.kafka.linger.total_seconds() * 1000,
-                "message.timeout.ms": 30000,
-                # The Java client's key hashing, as aiokafka (Faust) and the scheduler use: a
-                # webhook's messages land on one partition whichever client wrote them.
-                "partitioner": "murmur2_random",
-                "error_cb": self._on_error,
-                **config,
-            }
+            {**producer_base_config(settings), "error_cb": self._on_error, **config}
         )
         # Built on the loop (every role does): serve the error callbacks from now on.
         # Built off it: bound by the first send.

@@ -9,7 +9,7 @@ import faust
 import pytest
 from pydantic import SecretStr
 
-from app.kafka import aiokafka_config, client_config, faust_credentials
+from app.kafka import aiokafka_config, client_config, faust_credentials, producer_base_config
 from app.localstack.secure import new_ca
 from app.settings import Settings
 from app.store.session import security_options
@@ -122,3 +122,18 @@ def test_an_unreadable_password_file_names_the_setting(monkeypatch: pytest.Monke
     monkeypatch.setenv("HOOKSTREAM_CASSANDRA__PASSWORD_FILE", "/nonexistent/password")
     with pytest.raises(SettingsError, match=r"HOOKSTREAM_CASSANDRA.*cannot read /nonexistent"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("linger", "ms"), [("5ms", 5.0), ("0", 0.0), ("20ms", 20.0), ("1s", 1000.0)]
+)
+def test_the_producers_linger_is_the_setting(linger: str, ms: float) -> None:
+    # Produce batching is the latency/throughput knob (README, Scaling): it must reach librdkafka.
+    settings = Settings.model_validate({"kafka": {"linger": linger}})
+    config = producer_base_config(settings)
+    assert config["linger.ms"] == ms
+    assert (config["acks"], config["enable.idempotence"]) == ("all", True)
+
+
+def test_the_default_linger_is_five_ms() -> None:
+    assert producer_base_config(Settings())["linger.ms"] == 5.0
